@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { resolveDag, resolveState, roomVersion, stateKey, type PDU, type StateMap } from '../src/index.ts';
+import { resolveDag, resolveState, roomVersion, stateKey, type PDU, type StateMap } from '../src/kernel/index.ts';
 
 const arg = (name: string, dflt: string): string => {
   const i = process.argv.indexOf(name);

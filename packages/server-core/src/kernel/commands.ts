@@ -2,7 +2,7 @@
  * The kernel's command-line contract as pure functions: one JSON text in, one JSON text out, or a
  * refusal with a one-line reason. `packages/node-host` wires it to stdin/stdout (`npm run -s kernel`).
  */
-import { checkAuth, checkAuthEventsList } from './auth/index.ts';
+import { checkAuth } from './auth/index.ts';
 import { decodeBase64 } from './base64.ts';
 import { CanonicalJsonError, canonicalJson, compareCodePoints, parseJson, parseJsonObject } from './canonical-json.ts';
 import { eventIdOf, hashAndSignEvent } from './events.ts';
@@ -68,6 +68,11 @@ function rulesFromEvents(input: JsonObject, events: PDU[]): RoomVersionRules {
   return rulesOf(v);
 }
 
+/** State resolution v1 (room version 1) is not implemented: refuse rather than answer wrongly. */
+function requireStateResV2(rules: RoomVersionRules): void {
+  if (rules.stateRes === 'v1') throw new RefusedInput(`room version ${rules.id} uses state resolution v1, which this kernel does not implement`);
+}
+
 function stateOutput(state: StateMap): { state: [string, string, string][] } {
   const rows = [...state].map(([k, id]) => [...splitStateKey(k), id] as [string, string, string]);
   rows.sort((a, b) => compareCodePoints(a[0], b[0]) || compareCodePoints(a[1], b[1]));
@@ -120,17 +125,27 @@ const COMMANDS: Record<string, Handler> = {
     const event = eventOf(input.event);
     const rules = rulesOf(input.room_version);
     const authEvents = need<unknown[]>(input.auth_events, isArray, 'auth_events').map((e, i) => eventOf(e, `auth_events[${i}]`));
-    const structural = checkAuthEventsList(event, authEvents, rules);
-    if (!structural.allowed) return structural;
+    // These are "the already-selected events the rules consult" (including the create event, which
+    // room version 12 leaves out of `auth_events`), so the structural checks on an event's own
+    // auth_events list do not apply here; two events for one (type, state_key) are ambiguous.
     const byKey = new Map<string, PDU>();
-    for (const e of authEvents) if (typeof e.state_key === 'string') byKey.set(stateKey(e.type, e.state_key), e);
+    for (const e of authEvents) {
+      if (typeof e.state_key !== 'string') continue;
+      const k = stateKey(e.type, e.state_key);
+      if (byKey.has(k)) return { allowed: false, reason: `duplicate auth event for (${e.type}, ${e.state_key})` };
+      byKey.set(k, e);
+    }
     return checkAuth(event, (type, key) => byKey.get(stateKey(type, key)), rules);
   },
   resolve(input) {
     const events = eventsOf(input.events);
     const rules = rulesFromEvents(input, events);
+    requireStateResV2(rules);
     const byId = new Map<string, PDU>();
-    for (const e of events) byId.set(eventIdOf(e, rules), e);
+    for (const e of events) {
+      if (rules.eventIdFormat === 'server' && typeof e.event_id !== 'string') throw new RefusedInput(`room version ${rules.id} events carry their event_id`);
+      byId.set(eventIdOf(e, rules), e);
+    }
     const sets = need<unknown[]>(input.state_sets, isArray, 'state_sets').map((set, i) => {
       const ids = need<unknown[]>(set, isArray, `state_sets[${i}]`);
       const m: StateMap = new Map();
@@ -148,6 +163,8 @@ const COMMANDS: Record<string, Handler> = {
   'resolve-dag'(input) {
     const events = eventsOf(input.events);
     const rules = rulesFromEvents(input, events);
+    requireStateResV2(rules);
+    if (rules.eventIdFormat === 'server' && events.some((e) => typeof e.event_id !== 'string')) throw new RefusedInput('room version 2 events carry their event_id');
     return stateOutput(resolveDag(events, rules).state);
   },
 };

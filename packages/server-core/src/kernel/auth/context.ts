@@ -3,7 +3,7 @@
  */
 import { eventIdOf } from '../events.ts';
 import type { RoomVersionRules } from '../room-versions.ts';
-import type { AuthResult, EventRef, JsonObject, PDU } from '../types.ts';
+import type { AuthResult, JsonObject, PDU } from '../types.ts';
 import { getOwn, isObject } from './ids.ts';
 import { currentPowerLevels, userPowerLevel, type ParsedPowerLevels } from './power-levels.ts';
 import type { CheckAuthOptions, StateLookup } from './types.ts';
@@ -103,4 +103,3 @@ export class AuthContext {
   }
 }
 
-export type { EventRef };

@@ -29,17 +29,19 @@ function walkAuthChains(
 ): string[] {
   const added: string[] = [];
   const stack: string[] = [];
-  for (const id of from) {
-    const ev = lookup(id);
-    if (ev) pushAuthIds(ev, into, stack);
-  }
-  for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
-    if (into.has(id) || stop?.has(id)) continue;
-    const ev = lookup(id);
-    if (!ev) continue; // an unknown event is in no auth chain we can use
-    into.add(id);
-    added.push(id);
+  for (const root of from) {
+    const ev = lookup(root);
+    if (!ev) continue;
+    // Drain the stack root by root, so that later roots find most of their ancestry already visited.
     pushAuthIds(ev, into, stack);
+    for (let id = stack.pop(); id !== undefined; id = stack.pop()) {
+      if (into.has(id) || stop?.has(id)) continue;
+      const a = lookup(id);
+      if (!a) continue; // an unknown event is in no auth chain we can use
+      into.add(id);
+      added.push(id);
+      pushAuthIds(a, into, stack);
+    }
   }
   return added;
 }
@@ -115,9 +117,9 @@ function postOrder(roots: Iterable<string>, lookup: EventLookup, visit: (id: str
 /**
  * The conflicted state subgraph (rooms/v12 "Conflicted state subgraph"): the union of all auth-event
  * paths between any pair of events of the conflicted state set, endpoints included. An event lies on such
- * a path iff it is reachable from a conflicted event and a conflicted event is reachable from it (through
- * at least one edge unless it is itself conflicted); that is computed for the auth ancestry of the
- * conflicted events with one memoised walk.
+ * a path iff it is reachable from a conflicted event and a conflicted event is reachable from it; that is
+ * computed for the auth ancestry of the conflicted events with one memoised walk. The result holds every
+ * conflicted event (each is at least its own trivial path).
  */
 export function conflictedStateSubgraph(conflicted: ReadonlySet<string>, lookup: EventLookup): Set<string> {
   const reachesConflicted = new Map<string, boolean>();
@@ -137,40 +139,29 @@ export function conflictedStateSubgraph(conflicted: ReadonlySet<string>, lookup:
   return out;
 }
 
-const NONE: readonly string[] = Object.freeze([]);
-
 /**
  * Step 1 of the algorithm (rooms/v2 "Algorithm"): the set X of the power events of the full conflicted
- * set together with the events of their auth chains that belong to the full conflicted set, as a graph for
- * the reverse topological power ordering: each event of X mapped to its nearest auth ancestors in X (its
- * auth events in X, and the X events reached only through events outside X), so that an auth ancestor
- * always sorts before its descendants.
+ * set together with "the events in the auth chain of P which also belong to the full conflicted set" (the
+ * whole auth chain, also through events outside that set), as the graph the reverse topological power
+ * ordering sorts: each event of X mapped to its auth events that are in X. ("The DAG formed by auth
+ * events" is read as the auth-event edges between events of X, as Synapse and ruma read it.)
  */
 export function powerEventGraph(
   powerEvents: readonly string[],
   fullConflictedSet: ReadonlySet<string>,
   lookup: EventLookup,
 ): Map<string, readonly string[]> {
-  // below(id): the X events nearest to id among its strict auth ancestors.
-  const below = new Map<string, readonly string[]>();
+  const ancestry = new Set<string>(powerEvents);
+  walkAuthChains(powerEvents, lookup, ancestry);
   const graph = new Map<string, readonly string[]>();
-  postOrder(powerEvents, lookup, (id, parents) => {
-    let acc: string[] | undefined;
-    let single: readonly string[] = NONE;
-    for (const p of parents) {
-      const up = fullConflictedSet.has(p) ? [p] : below.get(p) ?? NONE;
-      if (up.length === 0) continue;
-      if (single.length === 0 && !acc) single = up;
-      else {
-        acc ??= [...single];
-        for (const x of up) if (!acc.includes(x)) acc.push(x);
-      }
+  for (const id of ancestry) {
+    if (!fullConflictedSet.has(id)) continue;
+    const edges: string[] = [];
+    for (const r of lookup(id)?.auth_events ?? []) {
+      const a = typeof r === 'string' ? r : r[0];
+      if (fullConflictedSet.has(a) && !edges.includes(a)) edges.push(a);
     }
-    const nearest = acc ?? single;
-    below.set(id, nearest);
-    // Every visited event is a power event of the full conflicted set or an auth ancestor of one, so it
-    // belongs to X iff it belongs to the full conflicted set.
-    if (fullConflictedSet.has(id)) graph.set(id, nearest);
-  });
+    graph.set(id, edges);
+  }
   return graph;
 }

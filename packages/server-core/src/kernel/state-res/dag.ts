@@ -14,7 +14,8 @@ import { resolveState } from './resolve.ts';
 /** The rules of the room the events belong to: the version its create event names (default "1"). */
 function rulesFromEvents(events: readonly PDU[]): RoomVersionRules {
   const create = events.find((e) => e.type === 'm.room.create' && e.state_key === '');
-  const v = create?.content.room_version;
+  if (!create) throw new Error('no m.room.create event to take the room version from');
+  const v = create.content.room_version;
   const id = typeof v === 'string' ? v : '1';
   const rules = roomVersion(id);
   if (!rules) throw new Error(`unknown room version ${JSON.stringify(id)}`);
@@ -43,7 +44,10 @@ export interface DagResolution {
  * resolution of the states after all forward extremities (the events no other event of the set names in
  * prev_events). Events on a cycle of prev_events / auth_events cannot be placed and count as rejected.
  */
-export function resolveDag(events: readonly PDU[], rules: RoomVersionRules = rulesFromEvents(events)): DagResolution {
+export function resolveDag(events: readonly PDU[], rules?: RoomVersionRules): DagResolution {
+  if (events.length === 0) return { state: new Map(), rejected: new Set(), reasons: new Map() };
+  rules ??= rulesFromEvents(events);
+  if (rules.stateRes === 'v1') throw new Error(`state resolution v1 (room version ${rules.id}) is not implemented`);
   const byId = new Map<string, PDU>();
   const idOf = new Map<PDU, string>();
   for (const ev of events) {

@@ -13,7 +13,9 @@ export interface ResolveOptions {
   /**
    * Events already known to be rejected. The iterative auth checks never admit them into the state and
    * never use them as auth events (rooms/v2 "Rejected events": "Rejected auth events are deliberately
-   * excluded from use in the iterative auth checks").
+   * excluded from use in the iterative auth checks"). The spec wants events rejected only against the
+   * state before them "handled as usual": to follow it, name here the events rejected against their auth
+   * events (Synapse skips every rejected event).
    */
   isRejected?: (eventId: string) => boolean;
 }
@@ -34,19 +36,40 @@ export function splitConflicted(stateSets: readonly StateMap[]): {
   const conflicted = new Set<string>();
   const conflictedPerSet: string[][] = stateSets.map(() => []);
   if (stateSets.length === 0) return { unconflicted, conflicted, conflictedPerSet };
-  const [first, ...rest] = stateSets;
-  outer: for (const [k, v] of first) {
-    for (const s of rest) if (s.get(k) !== v) continue outer;
-    unconflicted.set(k, v);
+  const first = stateSets[0];
+  // How many keys of the first set each set has: the others hold keys the first lacks iff that is short
+  // of their size.
+  const shared = stateSets.map(() => 0);
+  for (const [k, v] of first) {
+    let same = true;
+    for (let i = 1; i < stateSets.length; i++) {
+      const w = stateSets[i].get(k);
+      if (w === undefined) same = false;
+      else {
+        shared[i]++;
+        if (w !== v) same = false;
+      }
+    }
+    if (same) {
+      unconflicted.set(k, v);
+      continue;
+    }
+    for (let i = 0; i < stateSets.length; i++) {
+      const w = stateSets[i].get(k);
+      if (w === undefined) continue;
+      conflicted.add(w);
+      conflictedPerSet[i].push(w);
+    }
   }
-  stateSets.forEach((s, i) => {
-    if (s.size === unconflicted.size) return; // every entry of s is unconflicted
+  for (let i = 1; i < stateSets.length; i++) {
+    const s = stateSets[i];
+    if (shared[i] === s.size) continue;
     for (const [k, v] of s) {
-      if (unconflicted.get(k) === v) continue;
+      if (first.has(k)) continue;
       conflicted.add(v);
       conflictedPerSet[i].push(v);
     }
-  });
+  }
   return { unconflicted, conflicted, conflictedPerSet };
 }
 
@@ -159,8 +182,9 @@ export function resolveState(
   // 4. The iterative auth checks on the partially resolved state with those events.
   iterativeAuthChecks(sortedRemaining, state, lookup, rules, isRejected);
 
-  // 5. Every key of the unconflicted state map takes its unconflicted event.
-  const resolved: StateMap = new Map(unconflicted);
-  for (const [k, id] of state.top) if (!unconflicted.has(k)) resolved.set(k, id);
+  // 5. Every key of the unconflicted state map takes its unconflicted event. (The unconflicted map is
+  //    ours and no longer read, so it becomes the result.)
+  const resolved = unconflicted;
+  for (const [k, id] of state.top) if (!resolved.has(k)) resolved.set(k, id);
   return resolved;
 }

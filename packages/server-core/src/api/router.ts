@@ -1,0 +1,170 @@
+/**
+ * Request dispatch derived from the endpoint table: routing (rou3), `r0` → `v3` aliasing, CORS,
+ * authentication, body/query validation (valibot) and the mapping of every failure to a Matrix error.
+ */
+import { addRoute, createRouter, findRoute } from 'rou3';
+import * as v from 'valibot';
+import { CanonicalJsonError, parseJson } from '../kernel/canonical-json.ts';
+import type { Homeserver } from '../homeserver.ts';
+import { isJsonResult, type AnyEndpoint as Endpoint, type Method, type Requester } from './endpoint.ts';
+import { MatrixError, badJson, missingToken, notJson, tooLarge, unknownToken, unrecognized } from './errors.ts';
+
+export const DEFAULT_MAX_BODY = 1024 * 1024;
+
+export const CORS_HEADERS: Record<string, string> = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
+  'access-control-allow-headers': 'X-Requested-With, Content-Type, Authorization, Date',
+  'access-control-expose-headers': 'Content-Type, Content-Length, Content-Disposition',
+};
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...CORS_HEADERS, ...headers } });
+}
+
+export function errorResponse(e: MatrixError): Response {
+  return jsonResponse(e.status, e.body());
+}
+
+/** `/_matrix/client/r0/...` and `/_matrix/media/r0/...` are the v3 endpoints (clients.md: Hydrogen uses r0). */
+function normalisePath(path: string): string {
+  return path.replace(/^\/_matrix\/(client|media)\/r0\//, '/_matrix/$1/v3/');
+}
+
+export interface Router {
+  handle(request: Request): Promise<Response>;
+  endpoints: readonly Endpoint[];
+}
+
+export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], log: (e: unknown) => void = console.error): Router {
+  const byMethod = createRouter<Endpoint>();
+  const anyMethod = createRouter<Set<Method>>();
+  for (const e of endpoints) {
+    addRoute(byMethod, e.method, e.path, e);
+    const found = findRoute(anyMethod, '', e.path);
+    if (found && found.data) found.data.add(e.method);
+    else addRoute(anyMethod, '', e.path, new Set([e.method]));
+  }
+
+  async function authenticate(req: Request, url: URL, required: boolean): Promise<Requester | undefined> {
+    const header = req.headers.get('authorization');
+    let token: string | undefined;
+    if (header) {
+      const m = /^Bearer\s+(\S+)$/i.exec(header);
+      if (!m) throw unknownToken('Malformed Authorization header');
+      token = m[1];
+    } else {
+      token = url.searchParams.get('access_token') ?? undefined;
+    }
+    if (!token) {
+      if (required) throw missingToken();
+      return undefined;
+    }
+    const who = await hs.auth.resolveToken(token);
+    if (!who) throw unknownToken();
+    return who;
+  }
+
+  async function dispatch(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const method = req.method.toUpperCase();
+    if (method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS_HEADERS });
+    const path = normalisePath(url.pathname);
+    const head = method === 'HEAD';
+    const match = findRoute(byMethod, head ? 'GET' : method, path);
+    if (!match) {
+      if (findRoute(anyMethod, '', path)) throw unrecognized(405, `${method} is not allowed here`);
+      throw unrecognized(404);
+    }
+    const e = match.data;
+    const params: Record<string, string> = {};
+    for (const [k, raw] of Object.entries(match.params ?? {})) {
+      try {
+        params[k] = decodeURIComponent(raw);
+      } catch {
+        throw new MatrixError(400, 'M_INVALID_PARAM', `malformed path parameter ${k}`);
+      }
+    }
+    let user: Requester | undefined;
+    let origin: string | undefined;
+    if (e.auth === 'user' || e.auth === 'optional-user') user = await authenticate(req, url, e.auth === 'user');
+    else if (e.auth === 'server') origin = await hs.federationAuth(req, url);
+
+    // Query parameters.
+    const rawQuery: Record<string, string | string[]> = {};
+    for (const [k, val] of url.searchParams) {
+      if (k === 'access_token') continue;
+      if (e.repeatedQuery?.includes(k)) ((rawQuery[k] as string[] | undefined) ??= [] as string[], (rawQuery[k] as string[]).push(val));
+      else if (!(k in rawQuery)) rawQuery[k] = val;
+    }
+    let query: unknown = rawQuery;
+    if (e.query) {
+      const r = v.safeParse(e.query, rawQuery);
+      if (!r.success) throw new MatrixError(400, 'M_INVALID_PARAM', describeIssues(r.issues));
+      query = r.output;
+    }
+
+    // Body.
+    let body: unknown = undefined;
+    let raw: Uint8Array | undefined;
+    if (e.body || e.rawBody) {
+      const max = e.maxBodyBytes ?? DEFAULT_MAX_BODY;
+      const declared = Number(req.headers.get('content-length') ?? NaN);
+      if (declared > max) throw tooLarge(`request body over ${max} bytes`);
+      const bytes = new Uint8Array(await req.arrayBuffer());
+      if (bytes.length > max) throw tooLarge(`request body over ${max} bytes`);
+      if (e.rawBody) raw = bytes;
+      else body = validateJsonBody(e, bytes);
+    }
+
+    const result = await e.handler({ hs, request: req, params, query, body, raw, user: user as Requester, origin });
+    if (result instanceof Response) return result;
+    if (isJsonResult(result)) return jsonResponse(result.status, result.body);
+    return jsonResponse(200, result ?? {});
+  }
+
+  return {
+    endpoints,
+    async handle(req) {
+      try {
+        return await dispatch(req);
+      } catch (err) {
+        if (err instanceof MatrixError) return errorResponse(err);
+        log(err);
+        return errorResponse(new MatrixError(500, 'M_UNKNOWN', 'Internal server error'));
+      }
+    },
+  };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function validateJsonBody(e: Endpoint, bytes: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw notJson('Body is not UTF-8');
+  }
+  let json: unknown;
+  if (text.trim() === '') json = {};
+  else {
+    try {
+      // Numbers JSON.parse would round are refused; floats are allowed here (event content of
+      // older room versions may carry them) and refused where canonical JSON is required.
+      json = parseJson(text, { rejectFloats: false });
+    } catch (err) {
+      if (err instanceof CanonicalJsonError) throw badJson(err.message);
+      throw notJson();
+    }
+  }
+  const r = v.safeParse(e.body!, json);
+  if (!r.success) throw badJson(describeIssues(r.issues));
+  return r.output;
+}
+
+function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
+  const first = issues[0];
+  const path = first.path?.map((p) => String(p.key)).join('.') ?? '';
+  return path ? `${path}: ${first.message}` : first.message;
+}

@@ -1,0 +1,117 @@
+/**
+ * The homeserver: plain-object dependency injection and explicit start/stop (architecture practice 9).
+ * `createHomeserver` wires a Store, a signing key and a clock into the services and the endpoint table,
+ * and returns a `fetch`-style handler: web `Request` in, `Response` out. It keeps nothing in memory
+ * that must survive a restart (typing notifications excepted: they are ephemeral by nature).
+ */
+import { encodeBase64 } from './kernel/base64.ts';
+import { randomSeed } from './kernel/crypto.ts';
+import { signingKeyFromSeed, type SigningKey } from './kernel/signing.ts';
+import { decodeBase64 } from './kernel/base64.ts';
+import { MemoryEngine } from './store/memory-engine.ts';
+import { MIGRATIONS } from './store/schema.ts';
+import { Store } from './store/store.ts';
+import type { StorageEngine } from './store/engine.ts';
+import { Mutex, Notifier } from './util/async.ts';
+import { createApiRouter, type Router } from './api/router.ts';
+import { unrecognized } from './api/errors.ts';
+import type { AnyEndpoint } from './api/endpoint.ts';
+import { AuthService } from './services/auth.ts';
+import { RoomService } from './services/rooms.ts';
+import { TypingService } from './services/typing.ts';
+import { SyncService } from './services/sync.ts';
+import { ENDPOINTS } from './endpoints.ts';
+
+export interface HomeserverOptions {
+  /** The storage engine (memory for tests and the Node host; IndexedDB in browsers). */
+  engine: StorageEngine;
+  /** Milliseconds since the epoch; injectable for tests. */
+  clock?: () => number;
+  /** Anyone may register (the Node host and the browser node: the only user is the device's owner). */
+  openRegistration?: boolean;
+  /** Where internal errors go. */
+  log?: (e: unknown) => void;
+  /** Largest media upload, in bytes. */
+  maxUploadBytes?: number;
+}
+
+/** A server name is the lowercase hex of its ed25519 public key (docs/ARCHITECTURE.md, Identity). */
+export function serverNameOf(publicKey: Uint8Array): string {
+  return Array.from(publicKey, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export class Homeserver {
+  readonly notifier = new Notifier();
+  /** Serialises writes: stream positions, room extremities and state are computed and committed one write at a time. */
+  readonly writeLock = new Mutex();
+  readonly auth: AuthService;
+  readonly rooms: RoomService;
+  readonly typing: TypingService;
+  readonly sync: SyncService;
+  readonly router: Router;
+  readonly clock: () => number;
+  readonly openRegistration: boolean;
+  readonly maxUploadBytes: number;
+
+  constructor(
+    readonly store: Store,
+    readonly signingKey: SigningKey,
+    readonly serverName: string,
+    opts: HomeserverOptions,
+    endpoints: readonly AnyEndpoint[] = ENDPOINTS,
+  ) {
+    this.clock = opts.clock ?? Date.now;
+    this.openRegistration = opts.openRegistration ?? true;
+    this.maxUploadBytes = opts.maxUploadBytes ?? 50 * 1024 * 1024;
+    this.auth = new AuthService(this);
+    this.rooms = new RoomService(this);
+    this.typing = new TypingService(this);
+    this.sync = new SyncService(this);
+    this.notifier.notify(store.stream);
+    this.router = createApiRouter(this, endpoints, opts.log);
+  }
+
+  /** Answer one HTTP request. Never throws. */
+  handle(request: Request): Promise<Response> {
+    return this.router.handle(request);
+  }
+
+  /** Verifies an inbound federation request and returns the origin server (federation issue). */
+  async federationAuth(_request: Request, _url: URL): Promise<string> {
+    throw unrecognized(404, 'Federation is not enabled on this node');
+  }
+
+  /** A user id on this server. */
+  userId(localpart: string): string {
+    return `@${localpart}:${this.serverName}`;
+  }
+  isLocal(id: string): boolean {
+    return id.endsWith(':' + this.serverName);
+  }
+
+  async stop(): Promise<void> {
+    this.typing.stop();
+    this.notifier.wakeAll();
+    await this.store.close();
+  }
+}
+
+/**
+ * Create (or re-open) a homeserver over a storage engine. The signing key is created on first start and
+ * kept in the Store, so the server name is stable across restarts.
+ */
+export async function createHomeserver(opts: HomeserverOptions): Promise<Homeserver> {
+  const store = await Store.open(opts.engine);
+  let seedB64 = await store.getMeta<string>('signing_seed');
+  if (!seedB64) {
+    seedB64 = encodeBase64(randomSeed());
+    await store.putMeta('signing_seed', seedB64);
+  }
+  const key = await signingKeyFromSeed(decodeBase64(seedB64), 'ed25519:p2p');
+  return new Homeserver(store, key, serverNameOf(key.publicKey), opts);
+}
+
+/** A homeserver over a fresh in-memory store (tests, the Node host). */
+export function createMemoryHomeserver(opts: Omit<HomeserverOptions, 'engine'> = {}): Promise<Homeserver> {
+  return createHomeserver({ ...opts, engine: new MemoryEngine(MIGRATIONS) });
+}

@@ -1,0 +1,329 @@
+/**
+ * Room operations of the client-server API on this node: create, send, state, membership changes,
+ * redactions, and what a user may see. Each write runs under the homeserver's write lock and commits
+ * atomically through a RoomWriter.
+ */
+import { MatrixError, badJson, forbidden, notFound } from '../api/errors.ts';
+import { canonicalJsonBytes } from '../kernel/canonical-json.ts';
+import { DEFAULT_ROOM_VERSION, roomVersion } from '../kernel/room-versions.ts';
+import type { JsonObject } from '../kernel/types.ts';
+import type { Homeserver } from '../homeserver.ts';
+import type { MembershipRecord, StoredEvent } from '../store/records.ts';
+import { isRoomAlias, isRoomId, isUserId, randomId } from '../util/ids.ts';
+import { strippedState } from './client-events.ts';
+import { MAX_EVENT_BYTES, RoomWriter, type EventDraft } from './room-writer.ts';
+
+/** Room versions this node creates rooms in (capabilities `m.room_versions`). */
+export const CREATABLE_ROOM_VERSIONS = ['10', '11'] as const;
+
+export interface CreateRoomRequest {
+  visibility?: 'public' | 'private';
+  room_alias_name?: string;
+  name?: string;
+  topic?: string;
+  invite?: string[];
+  room_version?: string;
+  creation_content?: JsonObject;
+  initial_state?: { type: string; state_key?: string; content: JsonObject }[];
+  preset?: 'private_chat' | 'public_chat' | 'trusted_private_chat';
+  is_direct?: boolean;
+  power_level_content_override?: JsonObject;
+}
+
+/** The state types copied into invites as stripped state (spec: client-server API, "Stripped state"). */
+const STRIPPED_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
+
+export class RoomService {
+  constructor(private readonly hs: Homeserver) {}
+
+  private get store() {
+    return this.hs.store;
+  }
+
+  /** Run `fn` with a writer on the room, under the write lock, and commit. */
+  write<T>(roomId: string, fn: (w: RoomWriter) => Promise<T>): Promise<T> {
+    return this.hs.writeLock.run(async () => {
+      const w = await RoomWriter.open(this.hs, roomId);
+      const out = await fn(w);
+      await w.commit();
+      return out;
+    });
+  }
+
+  /** Stage an event, refusing oversized ones (413 M_TOO_LARGE, spec "Size limits"). */
+  async append(w: RoomWriter, draft: EventDraft): Promise<StoredEvent> {
+    const e = await w.append(draft);
+    if (canonicalJsonBytes(e.pdu).length > MAX_EVENT_BYTES) throw new MatrixError(413, 'M_TOO_LARGE', 'Event is larger than 65536 bytes');
+    return e;
+  }
+
+  // --- createRoom (spec: client-server API, "Creation") --------------------------------------------
+  async createRoom(userId: string, req: CreateRoomRequest): Promise<string> {
+    const version = req.room_version ?? DEFAULT_ROOM_VERSION;
+    const rules = roomVersion(version);
+    if (!rules || !(CREATABLE_ROOM_VERSIONS as readonly string[]).includes(version)) {
+      throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${version} is not supported`);
+    }
+    const preset = req.preset ?? (req.visibility === 'public' ? 'public_chat' : 'private_chat');
+    const invites = req.invite ?? [];
+    for (const u of invites) if (!isUserId(u)) throw new MatrixError(400, 'M_INVALID_PARAM', `Not a user id: ${u}`);
+    let alias: string | undefined;
+    if (req.room_alias_name !== undefined) {
+      if (/[:#\s]/.test(req.room_alias_name) || !req.room_alias_name) throw new MatrixError(400, 'M_INVALID_PARAM', 'Invalid room_alias_name');
+      alias = `#${req.room_alias_name}:${this.hs.serverName}`;
+      if (await this.store.rooms.alias(alias)) throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
+    }
+
+    return this.hs.writeLock.run(async () => {
+      const roomId = rules.auth.roomIdFromCreateEvent ? undefined : `!${randomId(12)}:${this.hs.serverName}`;
+      const w = RoomWriter.forNewRoom(this.hs, rules, roomId);
+      const append = (d: Omit<EventDraft, 'sender'> & { sender?: string }) => this.append(w, { sender: userId, ...d });
+      const createContent: JsonObject = { ...(req.creation_content ?? {}), room_version: version };
+      if (!rules.auth.useRoomCreateSender) createContent.creator = userId;
+      await append({ type: 'm.room.create', stateKey: '', content: createContent });
+      await append({ type: 'm.room.member', stateKey: userId, content: { membership: 'join', ...(await this.profileContent(userId)) } });
+
+      const users: JsonObject = { [userId]: 100 };
+      if (preset === 'trusted_private_chat') for (const u of invites) users[u] = 100;
+      const pl: JsonObject = {
+        users,
+        users_default: 0,
+        events: {
+          'm.room.name': 50, 'm.room.power_levels': 100, 'm.room.history_visibility': 100, 'm.room.canonical_alias': 50,
+          'm.room.avatar': 50, 'm.room.tombstone': 100, 'm.room.server_acl': 100, 'm.room.encryption': 100,
+        },
+        events_default: 0,
+        state_default: 50,
+        ban: 50,
+        kick: 50,
+        redact: 50,
+        invite: preset === 'public_chat' ? 50 : 0,
+        notifications: { room: 50 },
+        ...(req.power_level_content_override ?? {}),
+      };
+      await append({ type: 'm.room.power_levels', stateKey: '', content: pl });
+      if (alias) await append({ type: 'm.room.canonical_alias', stateKey: '', content: { alias } });
+      await append({ type: 'm.room.join_rules', stateKey: '', content: { join_rule: preset === 'public_chat' ? 'public' : 'invite' } });
+      await append({ type: 'm.room.history_visibility', stateKey: '', content: { history_visibility: 'shared' } });
+      if (preset !== 'public_chat') await append({ type: 'm.room.guest_access', stateKey: '', content: { guest_access: 'can_join' } });
+      for (const s of req.initial_state ?? []) await append({ type: s.type, stateKey: s.state_key ?? '', content: s.content });
+      if (req.name !== undefined) await append({ type: 'm.room.name', stateKey: '', content: { name: req.name } });
+      if (req.topic !== undefined) await append({ type: 'm.room.topic', stateKey: '', content: { topic: req.topic } });
+      for (const u of invites) {
+        await append({
+          type: 'm.room.member',
+          stateKey: u,
+          content: { membership: 'invite', ...(req.is_direct ? { is_direct: true } : {}) },
+          unsigned: { invite_room_state: await this.strippedStateOf(w) },
+        });
+      }
+      const room = w.room!;
+      if (req.visibility === 'public') room.published = 1;
+      w.batch.put('rooms', room);
+      if (alias) w.batch.put('aliases', { alias, roomId: room.roomId, creator: userId, servers: [this.hs.serverName] });
+      await w.commit();
+      return room.roomId;
+    });
+  }
+
+  private async strippedStateOf(w: RoomWriter): Promise<JsonObject[]> {
+    const out: JsonObject[] = [];
+    for (const t of STRIPPED_TYPES) {
+      const p = await w.stateEvent(t, '');
+      if (p) out.push({ type: p.type, state_key: '', sender: p.sender, content: p.content });
+    }
+    return out;
+  }
+
+  /** Display name and avatar for a member event of a local user. */
+  async profileContent(userId: string): Promise<JsonObject> {
+    const a = await this.store.accounts.get(userId);
+    const c: JsonObject = {};
+    if (a?.displayname) c.displayname = a.displayname;
+    if (a?.avatarUrl) c.avatar_url = a.avatarUrl;
+    return c;
+  }
+
+  // --- sending ---------------------------------------------------------------------------------------
+  /** Send a message-like event, idempotently per (user, device, txnId). */
+  async send(userId: string, deviceId: string, roomId: string, type: string, content: JsonObject, txnId?: string): Promise<string> {
+    return this.hs.writeLock.run(async () => {
+      if (txnId !== undefined) {
+        const prior = await this.store.rooms.txn(userId, deviceId, txnId);
+        if (prior) return prior.eventId;
+      }
+      const w = await RoomWriter.open(this.hs, roomId);
+      await this.requireJoined(roomId, userId);
+      const draft: EventDraft = { type, sender: userId, content, txn: txnId !== undefined ? { userId, deviceId, txnId } : undefined };
+      if (type === 'm.room.redaction') await this.prepareRedaction(w, userId, draft);
+      const e = await this.append(w, draft);
+      await w.commit();
+      return e.eventId;
+    });
+  }
+
+  /** Redaction rules for clients: the redacter must be the sender or have the `redact` level. */
+  private async prepareRedaction(w: RoomWriter, userId: string, draft: EventDraft): Promise<void> {
+    const targetId = draft.content.redacts;
+    if (typeof targetId !== 'string') throw badJson('redacts is required');
+    if (!w.rules.auth.useRoomCreateSender) {
+      // Room versions before 11 carry `redacts` at the top level (rooms/v11 moved it into content).
+      draft.redacts = targetId;
+      const { redacts: _r, ...rest } = draft.content;
+      draft.content = rest;
+    }
+    const target = await this.store.rooms.event(targetId);
+    if (target && target.roomId === w.roomId && target.sender !== userId) {
+      const pl = await w.stateEvent('m.room.power_levels', '');
+      const c = (pl?.content ?? {}) as JsonObject;
+      const users = (c.users ?? {}) as Record<string, unknown>;
+      const mine = Number(users[userId] ?? c.users_default ?? 0);
+      const need = Number(c.redact ?? 50);
+      if (!(mine >= need)) throw forbidden('You cannot redact other users\' events');
+    }
+  }
+
+  /** Send a state event (PUT /state/{type}/{stateKey}). */
+  async setState(userId: string, roomId: string, type: string, stateKey: string, content: JsonObject): Promise<string> {
+    if (type === 'm.room.member') throw forbidden('Use the membership endpoints to change memberships');
+    return this.write(roomId, async (w) => {
+      await this.requireJoined(roomId, userId);
+      if (type === 'm.room.canonical_alias') await this.checkCanonicalAlias(roomId, content);
+      // Idempotence (as Synapse): an identical state event is not sent again.
+      const current = await w.stateEvent(type, stateKey);
+      if (current && current.sender === userId && JSON.stringify(current.content) === JSON.stringify(content)) {
+        return w.state.get(`${type}\u0000${stateKey}`)!;
+      }
+      return (await this.append(w, { type, sender: userId, stateKey, content })).eventId;
+    });
+  }
+
+  private async checkCanonicalAlias(roomId: string, content: JsonObject): Promise<void> {
+    const aliases = [content.alias, ...(Array.isArray(content.alt_aliases) ? content.alt_aliases : [])].filter((a) => a !== undefined && a !== null);
+    for (const a of aliases) {
+      if (!isRoomAlias(a)) throw new MatrixError(400, 'M_INVALID_PARAM', `Invalid alias ${String(a)}`);
+      if (this.hs.isLocal(a)) {
+        const rec = await this.store.rooms.alias(a);
+        if (!rec || rec.roomId !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `${a} does not point to this room`);
+      }
+    }
+  }
+
+  // --- membership (spec: client-server API, "Room membership") ---------------------------------------
+  async invite(sender: string, roomId: string, target: string, reason?: string, extra: JsonObject = {}): Promise<void> {
+    if (!isUserId(target)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Not a user id');
+    await this.write(roomId, async (w) => {
+      const cur = await this.store.rooms.membership(roomId, target);
+      if (cur?.membership === 'join') throw forbidden(`${target} is already in the room`);
+      if (cur?.membership === 'ban') throw forbidden(`${target} is banned from the room`);
+      const content: JsonObject = { membership: 'invite', ...extra };
+      if (reason) content.reason = reason;
+      await this.append(w, { type: 'm.room.member', sender, stateKey: target, content, unsigned: { invite_room_state: await this.strippedStateOf(w) } });
+    });
+  }
+
+  /** Join a room this node knows (by id or local alias). Remote joins come with federation. */
+  async join(userId: string, roomIdOrAlias: string, reason?: string): Promise<string> {
+    const roomId = await this.resolveRoom(roomIdOrAlias);
+    await this.write(roomId, async (w) => {
+      const cur = await this.store.rooms.membership(roomId, userId);
+      if (cur?.membership === 'join') {
+        // Re-joining refreshes the profile only if it changed (spec allows an idempotent join).
+        return;
+      }
+      const content: JsonObject = { membership: 'join', ...(await this.profileContent(userId)) };
+      if (reason) content.reason = reason;
+      await this.append(w, { type: 'm.room.member', sender: userId, stateKey: userId, content });
+    });
+    return roomId;
+  }
+
+  async knock(userId: string, roomIdOrAlias: string, reason?: string): Promise<string> {
+    const roomId = await this.resolveRoom(roomIdOrAlias);
+    await this.write(roomId, async (w) => {
+      const content: JsonObject = { membership: 'knock', ...(await this.profileContent(userId)) };
+      if (reason) content.reason = reason;
+      await this.append(w, { type: 'm.room.member', sender: userId, stateKey: userId, content, unsigned: { knock_room_state: await this.strippedStateOf(w) } });
+    });
+    return roomId;
+  }
+
+  /** leave, kick (sender ≠ target), unban: a `leave` membership; ban: `ban`. */
+  async setMembership(sender: string, roomId: string, target: string, membership: 'leave' | 'ban', reason?: string, expect?: 'unban'): Promise<void> {
+    if (!isUserId(target)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Not a user id');
+    await this.write(roomId, async (w) => {
+      const cur = await this.store.rooms.membership(roomId, target);
+      if (expect === 'unban' && cur?.membership !== 'ban') throw forbidden(`${target} is not banned`);
+      if (membership === 'leave' && sender === target && (!cur || cur.membership === 'leave')) {
+        if (!cur) throw forbidden('You are not in this room');
+        return; // already left: leaving again is a no-op
+      }
+      const content: JsonObject = { membership };
+      if (reason) content.reason = reason;
+      await this.append(w, { type: 'm.room.member', sender, stateKey: target, content });
+    });
+  }
+
+  /** Forget a room the user has left (spec: "POST /rooms/{roomId}/forget"). */
+  async forget(userId: string, roomId: string): Promise<void> {
+    await this.hs.writeLock.run(async () => {
+      const cur = await this.store.rooms.membership(roomId, userId);
+      if (!cur) throw notFound('You have no membership in this room');
+      if (cur.membership === 'join' || cur.membership === 'invite' || cur.membership === 'knock') {
+        throw new MatrixError(400, 'M_UNKNOWN', 'Leave the room before forgetting it');
+      }
+      const b = this.store.batch();
+      const stream = b.nextStream();
+      b.put('memberships', { ...cur, forgotten: true, stream });
+      this.hs.notifier.notify(await b.commit());
+    });
+  }
+
+  /** A room id from an id or an alias on this node. */
+  async resolveRoom(idOrAlias: string): Promise<string> {
+    if (isRoomId(idOrAlias)) {
+      if (!(await this.store.rooms.room(idOrAlias))) throw notFound('No known room with that id (remote joins come with federation)');
+      return idOrAlias;
+    }
+    if (isRoomAlias(idOrAlias)) {
+      const a = await this.store.rooms.alias(idOrAlias);
+      if (!a) throw notFound(`Room alias ${idOrAlias} not found`);
+      return a.roomId;
+    }
+    throw new MatrixError(400, 'M_INVALID_PARAM', 'Not a room id or alias');
+  }
+
+  // --- reading -----------------------------------------------------------------------------------------
+  async requireJoined(roomId: string, userId: string): Promise<MembershipRecord> {
+    const m = await this.store.rooms.membership(roomId, userId);
+    if (m?.membership !== 'join') throw forbidden(`You are not joined to ${roomId}`);
+    return m;
+  }
+
+  /**
+   * Which events of a room the user may see (spec: client-server API, "History visibility"): all of a
+   * room they are in (`shared`); up to their leave or ban otherwise; everything when world_readable.
+   * Returns undefined when they may see nothing.
+   */
+  async visibility(roomId: string, userId: string | undefined): Promise<((e: StoredEvent) => boolean) | undefined> {
+    const hvEvent = await this.store.rooms.stateEvent(roomId, 'm.room.history_visibility', '');
+    const hv = (hvEvent?.pdu.content as JsonObject | undefined)?.history_visibility ?? 'shared';
+    if (hv === 'world_readable') return () => true;
+    if (!userId) return undefined;
+    const m = await this.store.rooms.membership(roomId, userId);
+    if (!m) return undefined;
+    if (m.membership === 'join') return () => true;
+    if (m.membership === 'leave' || m.membership === 'ban') return (e) => (e.stream ?? 0) <= m.stream;
+    return undefined;
+  }
+
+  /** Stripped state for invites and knocks, from the current state. */
+  async strippedCurrentState(roomId: string): Promise<JsonObject[]> {
+    const out: JsonObject[] = [];
+    for (const t of STRIPPED_TYPES) {
+      const e = await this.store.rooms.stateEvent(roomId, t, '');
+      if (e) out.push(strippedState(e));
+    }
+    return out;
+  }
+}

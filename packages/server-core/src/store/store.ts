@@ -1,0 +1,119 @@
+/**
+ * The Store: the homeserver's storage contract, as methods shaped by access patterns, written once
+ * over a StorageEngine (memory or IndexedDB). Reads are one engine transaction each. Writes are built
+ * as op lists ("compute, then commit", architecture practice 7) and committed with `commit`, which
+ * also records the stream position; the caller (holding the homeserver's write lock) wakes `/sync`
+ * afterwards.
+ *
+ * Area readers live beside this file (`rooms.ts`, `accounts.ts`, ...), each exposing reads and op
+ * builders for its object stores.
+ */
+import type { StorageEngine, WriteOp } from './engine.ts';
+import { AccountsStore } from './accounts.ts';
+import { RoomsStore } from './rooms.ts';
+import { UserDataStore } from './user-data.ts';
+import { KeysStore } from './keys.ts';
+
+export class Store {
+  readonly accounts: AccountsStore;
+  readonly rooms: RoomsStore;
+  readonly userData: UserDataStore;
+  readonly keys: KeysStore;
+  private streamPos = 0;
+  private nextStateGroup = 1;
+
+  private constructor(readonly engine: StorageEngine) {
+    this.accounts = new AccountsStore(engine);
+    this.rooms = new RoomsStore(engine);
+    this.userData = new UserDataStore(engine);
+    this.keys = new KeysStore(engine);
+  }
+
+  /** Open a Store over an engine: loads the counters (cheap: two reads). */
+  static async open(engine: StorageEngine): Promise<Store> {
+    const s = new Store(engine);
+    const [stream, group] = await engine.read(async (tx) => [
+      await tx.get<{ value: number }>('meta', 'stream'),
+      await tx.get<{ value: number }>('meta', 'state_group'),
+    ]);
+    s.streamPos = stream?.value ?? 0;
+    s.nextStateGroup = (group?.value ?? 0) + 1;
+    return s;
+  }
+
+  /** The latest committed stream position. */
+  get stream(): number {
+    return this.streamPos;
+  }
+
+  /**
+   * A write under construction. Allocates stream positions and state group ids; `commit` writes its
+   * ops and the counters atomically. Only one batch may be built at a time (the homeserver's write
+   * lock guarantees it).
+   */
+  batch(): WriteBatch {
+    return new WriteBatch(this);
+  }
+
+  /** @internal */ allocStream(pending: number): number {
+    return Math.max(this.streamPos, pending) + 1;
+  }
+  /** @internal */ allocStateGroup(): number {
+    return this.nextStateGroup++;
+  }
+  /** @internal */ async commitBatch(ops: WriteOp[], stream: number, lastGroup: number): Promise<void> {
+    const all = [...ops];
+    if (stream > this.streamPos) all.push({ op: 'put', store: 'meta', value: { key: 'stream', value: stream } });
+    all.push({ op: 'put', store: 'meta', value: { key: 'state_group', value: Math.max(lastGroup, this.nextStateGroup - 1) } });
+    await this.engine.write(all);
+    if (stream > this.streamPos) this.streamPos = stream;
+  }
+
+  async getMeta<T>(key: string): Promise<T | undefined> {
+    return (await this.engine.read((tx) => tx.get<{ value: T }>('meta', key)))?.value;
+  }
+  async putMeta(key: string, value: unknown): Promise<void> {
+    await this.engine.write([{ op: 'put', store: 'meta', value: { key, value } }]);
+  }
+
+  close(): Promise<void> {
+    return this.engine.close();
+  }
+}
+
+export class WriteBatch {
+  readonly ops: WriteOp[] = [];
+  private stream = 0;
+  private lastGroup = 0;
+  constructor(private readonly store: Store) {}
+
+  /** A new stream position for one item of this batch (positions grow within and across batches). */
+  nextStream(): number {
+    this.stream = this.store.allocStream(this.stream);
+    return this.stream;
+  }
+  /** The last position this batch allocated (or the store's current one). */
+  get position(): number {
+    return this.stream || this.store.stream;
+  }
+  newStateGroupId(): number {
+    this.lastGroup = this.store.allocStateGroup();
+    return this.lastGroup;
+  }
+  put(store: string, value: object): this {
+    this.ops.push({ op: 'put', store, value });
+    return this;
+  }
+  delete(store: string, key: import('./engine.ts').Key): this {
+    this.ops.push({ op: 'delete', store, key });
+    return this;
+  }
+  add(...ops: WriteOp[]): this {
+    this.ops.push(...ops);
+    return this;
+  }
+  async commit(): Promise<number> {
+    await this.store.commitBatch(this.ops, this.stream, this.lastGroup);
+    return this.store.stream;
+  }
+}
