@@ -7,8 +7,8 @@ import { endpoint, type AnyEndpoint } from '../api/endpoint.ts';
 import { forbidden, invalidParam, notFound } from '../api/errors.ts';
 import type { Homeserver } from '../homeserver.ts';
 import type { JsonObject } from '../kernel/types.ts';
-import { createAlias, deleteAlias, localPublicRooms, setRoomVisibility, type PublicRoomsQuery } from '../services/directory.ts';
-import { isRoomAlias, isRoomId, serverOf } from '../util/ids.ts';
+import { checkAliasSyntax, createAlias, deleteAlias, localPublicRooms, setRoomVisibility, type PublicRoomsQuery } from '../services/directory.ts';
+import { isRoomId, serverOf } from '../util/ids.ts';
 import { QueryInt } from './schemas.ts';
 
 const CS = 'https://spec.matrix.org/latest/client-server-api';
@@ -62,7 +62,7 @@ export const directoryEndpoints: AnyEndpoint[] = [
     method: 'GET', path: '/_matrix/client/v3/directory/room/:roomAlias', auth: 'none', spec: `${CS}/#get_matrixclientv3directoryroomroomalias`,
     handler: async ({ hs, params }) => {
       const alias = params.roomAlias;
-      if (!isRoomAlias(alias)) throw invalidParam('Room alias invalid');
+      checkAliasSyntax(alias);
       if (serverOf(alias) !== hs.serverName) throw notFound(`Room alias ${alias} not found (federation is not enabled on this node).`);
       const rec = await hs.store.rooms.alias(alias);
       if (!rec) throw notFound(`Room alias ${alias} not found.`);

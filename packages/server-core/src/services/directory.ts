@@ -158,9 +158,14 @@ export async function localPublicRooms(hs: Homeserver, q: PublicRoomsQuery = {})
   return res;
 }
 
-/** A local alias as a client may create it: `#localpart:ourServerName`, no whitespace or control characters. */
-export function checkLocalAlias(hs: Homeserver, alias: string): void {
+/** A room alias: `#localpart:server`, at most 255 characters, no whitespace or control characters (400 M_INVALID_PARAM otherwise). */
+export function checkAliasSyntax(alias: string): void {
   if (!isRoomAlias(alias) || /[\s\x00-\x1f\x7f]/.test(alias)) throw invalidParam('Room alias invalid');
+}
+
+/** A local alias as a client may create it: a valid alias on this server. */
+export function checkLocalAlias(hs: Homeserver, alias: string): void {
+  checkAliasSyntax(alias);
   if (serverOf(alias) !== hs.serverName) throw invalidParam('Room aliases can only be created on this server');
 }
 
@@ -208,7 +213,7 @@ export async function createAlias(hs: Homeserver, userId: string, alias: string,
  * (the spec recommends deleting the alias even if that update is not permitted).
  */
 export async function deleteAlias(hs: Homeserver, userId: string, alias: string): Promise<void> {
-  if (!isRoomAlias(alias)) throw invalidParam('Room alias invalid');
+  checkAliasSyntax(alias);
   const rec = await hs.store.rooms.alias(alias);
   if (!rec) throw notFound(`Room alias ${alias} not found.`);
   if (rec.creator !== userId && !(await isRoomAliasAdmin(hs, rec.roomId, userId))) throw forbidden('You may not delete this alias');
