@@ -43,6 +43,7 @@ describe('room aliases', () => {
     expect(await alice.put(aliasPath(`#a:${hs.serverName}`), { room_id: `!unknown:${hs.serverName}` })).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
     expect(await bob.put(aliasPath(`#a:${hs.serverName}`), { room_id: roomId })).toMatchObject({ status: 403, body: { errcode: 'M_FORBIDDEN' } });
     expect(await alice.put(aliasPath(`#a:${hs.serverName}`), {})).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
+    expect(await alice.put(aliasPath(`#a:${hs.serverName}`), [roomId])).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
     expect(await alice.put(aliasPath(`#a:${hs.serverName}`), { room_id: 5 })).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
     expect(await alice.put(aliasPath(`#a:${hs.serverName}`), '{nope')).toMatchObject({ status: 400, body: { errcode: 'M_NOT_JSON' } });
     expect(await alice.put(aliasPath(`#a:${hs.serverName}`), { room_id: roomId }, { token: null })).toMatchObject({ status: 401 });
@@ -126,6 +127,8 @@ describe('directory visibility', () => {
     expect(await hs.store.rooms.room(roomId)).toEqual({ ...before, published: 1 });
     // Errors.
     expect(await alice.put(path, { visibility: 'secret' })).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
+    expect(await alice.put(path, '[]')).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
+    expect(await alice.put(path, '"public"')).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
     expect(await alice.get(`/_matrix/client/v3/directory/list/room/${enc(`!nope:${hs.serverName}`)}`)).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
     expect(await alice.put(`/_matrix/client/v3/directory/list/room/${enc(`!nope:${hs.serverName}`)}`, { visibility: 'public' })).toMatchObject({ status: 404 });
     expect(await alice.get('/_matrix/client/v3/directory/list/room/garbage')).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
@@ -236,7 +239,7 @@ describe('publicRooms', () => {
     for (const q of ['limit=abc', 'limit=-1', 'limit=1e3', 'since=garbage', 'since=f-1']) {
       expect(await alice.get(`/_matrix/client/v3/publicRooms?${q}`), q).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
     }
-    for (const body of [{ limit: 'ten' }, { limit: 1.5 }, { filter: { generic_search_term: 5 } }, { filter: { room_types: 'm.space' } }, { since: 7 }, [1]]) {
+    for (const body of [{ limit: 'ten' }, { limit: 1.5 }, { filter: { generic_search_term: 5 } }, { filter: { room_types: 'm.space' } }, { since: 7 }, [1], [], 'null', '"x"']) {
       expect(await alice.post('/_matrix/client/v3/publicRooms', body), JSON.stringify(body)).toMatchObject({ status: 400, body: { errcode: 'M_BAD_JSON' } });
     }
     expect(await alice.post('/_matrix/client/v3/publicRooms', { since: 'zzz' })).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });

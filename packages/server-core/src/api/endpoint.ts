@@ -49,7 +49,7 @@ export interface Endpoint<B = unknown, Q = Record<string, string | undefined>> {
   /** The body is bytes, not JSON (media upload). */
   rawBody?: boolean;
   /** Reject bodies larger than this many bytes with 413 M_TOO_LARGE. */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | ((hs: Homeserver) => number);
   /** Link to the spec section. */
   spec: string;
   handler: (ctx: RequestContext<B, Q>) => Promise<HandlerResult> | HandlerResult;

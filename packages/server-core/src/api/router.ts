@@ -108,7 +108,7 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
     let body: unknown = undefined;
     let raw: Uint8Array | undefined;
     if (e.body || e.rawBody) {
-      const max = e.maxBodyBytes ?? DEFAULT_MAX_BODY;
+      const max = typeof e.maxBodyBytes === 'function' ? e.maxBodyBytes(hs) : e.maxBodyBytes ?? DEFAULT_MAX_BODY;
       const declared = Number(req.headers.get('content-length') ?? NaN);
       if (declared > max) throw tooLarge(`request body over ${max} bytes`);
       const bytes = new Uint8Array(await req.arrayBuffer());
@@ -158,6 +158,8 @@ function validateJsonBody(e: Endpoint, bytes: Uint8Array): unknown {
       throw notJson();
     }
   }
+  // Every Matrix request body is a JSON object (valibot's object schemas would also let arrays through).
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw badJson('Request body must be a JSON object');
   const r = v.safeParse(e.body!, json);
   if (!r.success) throw badJson(describeIssues(r.issues));
   return r.output;

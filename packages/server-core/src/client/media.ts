@@ -17,7 +17,6 @@ const CS = 'https://spec.matrix.org/latest/client-server-api';
  * The router reads the whole body before the handler runs and its limit is static per endpoint, so
  * uploads are bounded here by a ceiling and the handler enforces `hs.maxUploadBytes` (413 M_TOO_LARGE).
  */
-const UPLOAD_BODY_CEILING = Number.MAX_SAFE_INTEGER;
 
 const UploadQuery = v.object({ filename: v.optional(v.pipe(v.string(), v.maxLength(255))) });
 const DownloadQuery = v.object({ timeout_ms: v.optional(QueryInt(0)) });
@@ -51,12 +50,12 @@ function readEndpoints(prefix: string, auth: 'user' | 'none', anchor: (op: strin
   ];
 }
 
-const anchorOf = (base: string) => (op: string) => `${CS}/#get_${base}${op.replace(/[{}/]/g, '')}`;
+const anchorOf = (base: string) => (op: string) => `${CS}/#get_${base}${op.replace(/[{}/]/g, '').toLowerCase()}`;
 
 export const mediaEndpoints: AnyEndpoint[] = [
   endpoint<undefined, v.InferOutput<typeof UploadQuery>>({
     method: 'POST', path: '/_matrix/media/v3/upload', auth: 'user', spec: `${CS}/#post_matrixmediav3upload`,
-    rawBody: true, maxBodyBytes: UPLOAD_BODY_CEILING, query: UploadQuery,
+    rawBody: true, maxBodyBytes: (hs) => hs.maxUploadBytes, query: UploadQuery,
     handler: async ({ hs, request, raw, user, query }) => {
       const mediaId = await storeUpload(hs, user.userId, raw ?? new Uint8Array(0), uploadContentType(request.headers.get('content-type')), query.filename);
       return { content_uri: mxcUri(hs, mediaId) };
@@ -71,7 +70,7 @@ export const mediaEndpoints: AnyEndpoint[] = [
   }),
   endpoint<undefined, v.InferOutput<typeof UploadQuery>>({
     method: 'PUT', path: '/_matrix/media/v3/upload/:serverName/:mediaId', auth: 'user', spec: `${CS}/#put_matrixmediav3uploadservernamemediaid`,
-    rawBody: true, maxBodyBytes: UPLOAD_BODY_CEILING, query: UploadQuery,
+    rawBody: true, maxBodyBytes: (hs) => hs.maxUploadBytes, query: UploadQuery,
     handler: async ({ hs, request, raw, user, params, query }) => {
       await uploadToPending(hs, user.userId, params.serverName, params.mediaId, raw ?? new Uint8Array(0), uploadContentType(request.headers.get('content-type')), query.filename);
       return {};

@@ -11,6 +11,13 @@ import {
 
 const CS = 'https://spec.matrix.org/latest/client-server-api';
 
+/**
+ * valibot's object schemas accept arrays; a request body must be a JSON object (M_BAD_JSON otherwise).
+ * (Belongs in the router or client/schemas.ts for every endpoint; kept here until it is.)
+ */
+const objectBody = <S extends v.GenericSchema>(schema: S) =>
+  v.pipe(v.custom<unknown>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), 'Body must be a JSON object'), schema);
+
 /** Results per user directory search: 10 by default (spec), at most this many. */
 const MAX_DIRECTORY_RESULTS = 100;
 
@@ -28,7 +35,7 @@ function profileFieldEndpoints(field: ProfileField): AnyEndpoint[] {
     }),
     endpoint({
       method: 'PUT', path: `/_matrix/client/v3/profile/:userId/${field}`, auth: 'user', spec: `${CS}/#put_matrixclientv3profileuseridkeyname`,
-      body: v.looseObject({ [field]: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(FIELDS[field], `${field} is too long`)))) }),
+      body: objectBody(v.looseObject({ [field]: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(FIELDS[field], `${field} is too long`)))) })),
       handler: async ({ hs, user, params, body }) => {
         if (params.userId !== user.userId) throw forbidden(`You cannot change the ${field} of another user`);
         if (!(field in body)) throw missingParam(`${field} is required`);
@@ -51,7 +58,7 @@ export const profileEndpoints: AnyEndpoint[] = [
   ...profileFieldEndpoints('avatar_url'),
   endpoint({
     method: 'POST', path: '/_matrix/client/v3/user_directory/search', auth: 'user', spec: `${CS}/#post_matrixclientv3user_directorysearch`,
-    body: v.looseObject({ search_term: v.string(), limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),
+    body: objectBody(v.looseObject({ search_term: v.string(), limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) })),
     handler: ({ hs, user, body }) => searchUsers(hs, user.userId, body.search_term, Math.min(body.limit ?? 10, MAX_DIRECTORY_RESULTS)),
   }),
   endpoint({
@@ -60,10 +67,10 @@ export const profileEndpoints: AnyEndpoint[] = [
   }),
   endpoint({
     method: 'PUT', path: '/_matrix/client/v3/presence/:userId/status', auth: 'user', spec: `${CS}/#put_matrixclientv3presenceuseridstatus`,
-    body: v.looseObject({
+    body: objectBody(v.looseObject({
       presence: v.picklist(['online', 'offline', 'unavailable']),
       status_msg: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(1024)))),
-    }),
+    })),
     handler: async ({ hs, user, params, body }) => {
       if (params.userId !== user.userId) throw forbidden('You cannot set the presence of another user');
       await setPresence(hs, user.userId, body.presence, body.status_msg);

@@ -450,7 +450,7 @@ export async function deviceListChanges(hs: Homeserver, userId: string, since: n
 }
 
 /** The stream position of a sync token (`s123`, `s123_4`; a bare number is accepted too). */
-export function parseSyncToken(token: string): number {
+export function syncTokenStream(token: string): number {
   const m = /^s?(\d+)(?:_.*)?$/.exec(token);
   const n = m ? Number(m[1]) : NaN;
   if (!Number.isSafeInteger(n)) throw invalidParam(`Invalid sync token ${token}`);
@@ -458,8 +458,8 @@ export function parseSyncToken(token: string): number {
 }
 
 export async function keyChanges(hs: Homeserver, userId: string, from: string, to: string | undefined): Promise<{ changed: string[]; left: string[] }> {
-  const since = parseSyncToken(from);
-  const upTo = to === undefined || to === '' ? hs.store.stream : parseSyncToken(to);
+  const since = syncTokenStream(from);
+  const upTo = to === undefined || to === '' ? hs.store.stream : syncTokenStream(to);
   if (upTo <= since) return { changed: [], left: [] };
   const joined = (await hs.store.rooms.membershipsOfUser(userId)).filter((m) => m.membership === 'join').map((m) => m.roomId);
   return { changed: await deviceListChanges(hs, userId, since, upTo, joined), left: [] };

@@ -23,6 +23,7 @@ export interface SyncParams {
 }
 
 /** Message-like types that count as unread notifications (a simplification of push rule evaluation). */
+const UNREAD_SCAN = 50;
 const NOTIFYING = new Set(['m.room.message', 'm.room.encrypted', 'm.sticker', 'm.call.invite', 'm.poll.start']);
 
 export class SyncService {
@@ -242,7 +243,8 @@ export class SyncService {
         }
       }
     }
-    const events = await hs.store.rooms.timeline(roomId, { from: upTo + 1, to: readStream, dir: 'b', limit: 100 });
+    // Bounded scan: counts above this are shown as this many (a full count would cost a read per event).
+    const events = await hs.store.rooms.timeline(roomId, { from: upTo + 1, to: readStream, dir: 'b', limit: UNREAD_SCAN });
     let notification = 0;
     let highlight = 0;
     let ownLatest = 0;
