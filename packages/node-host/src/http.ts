@@ -31,11 +31,14 @@ function originOf(req: IncomingMessage, fallback: string): string {
  */
 export function toWebRequest(req: IncomingMessage, fallbackOrigin: string, signal?: AbortSignal): Request {
   const method = (req.method ?? 'GET').toUpperCase();
+  // Origin-form targets (`/path?query`) are appended, not resolved: `//x` is a path here, not a host.
+  const target = req.url ?? '/';
+  const urlFrom = (origin: string) => (target.startsWith('/') ? new URL(origin + target) : new URL(target, origin));
   let url: URL;
   try {
-    url = new URL(req.url ?? '/', originOf(req, fallbackOrigin));
+    url = urlFrom(originOf(req, fallbackOrigin));
   } catch {
-    url = new URL(req.url ?? '/', fallbackOrigin);
+    url = urlFrom(fallbackOrigin);
   }
   const headers = new Headers();
   const raw = req.rawHeaders;
@@ -46,7 +49,8 @@ export function toWebRequest(req: IncomingMessage, fallbackOrigin: string, signa
       // A header the web Headers class refuses (invalid characters): the handler never needs it.
     }
   }
-  const hasBody = method !== 'GET' && method !== 'HEAD';
+  const length = req.headers['content-length'];
+  const hasBody = method !== 'GET' && method !== 'HEAD' && (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'));
   const init: RequestInit & { duplex?: 'half' } = { method, headers, signal };
   if (hasBody) {
     init.body = bodyStream(req);
@@ -149,6 +153,7 @@ function drained(res: ServerResponse): Promise<void> {
 }
 
 function internalError(res: ServerResponse): void {
+  if (res.destroyed) return;
   if (res.headersSent) {
     res.destroy();
     return;

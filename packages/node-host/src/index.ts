@@ -36,6 +36,8 @@ export interface NodeHost {
   readonly host: string;
   readonly hs: Homeserver;
   readonly server: Server;
+  /** Requests being answered right now (long-polling `/sync` included). */
+  readonly inFlight: number;
   /** Stop accepting, end in-flight requests, close connections, then stop the homeserver. Idempotent. */
   close(): Promise<void>;
 }
@@ -92,5 +94,15 @@ export async function startNodeHost(opts: NodeHostOptions = {}): Promise<NodeHos
       await hs.stop();
     })());
 
-  return { url: origin, port, host, hs, server, close };
+  return {
+    url: origin,
+    port,
+    host,
+    hs,
+    server,
+    get inFlight() {
+      return tracker.inFlight;
+    },
+    close,
+  };
 }

@@ -57,6 +57,26 @@ describe('node host HTTP bridge', () => {
     expect(got.bodyLength).toBe(7);
   });
 
+  it('keeps a path that starts with // as a path', async () => {
+    const base = await serveHandler(echo);
+    const got = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest(`${base}//_matrix/client/versions?a=b`, (res) => {
+        let s = '';
+        res.on('data', (d) => (s += d));
+        res.on('end', () => resolve(s));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect((JSON.parse(got) as { url: string }).url).toBe(`${base}//_matrix/client/versions?a=b`);
+  });
+
+  it('gives an empty POST an empty body', async () => {
+    const base = await serveHandler(echo);
+    const got = (await (await fetch(`${base}/logout`, { method: 'POST' })).json()) as { bodyLength: number | null };
+    expect(got.bodyLength ?? 0).toBe(0);
+  });
+
   it('streams a large request body through unchanged', async () => {
     const base = await serveHandler(echo);
     const bytes = new Uint8Array(3 * 1024 * 1024 + 17);

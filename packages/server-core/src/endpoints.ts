@@ -9,6 +9,7 @@ import { profileEndpoints } from './client/profile.ts';
 import { roomEndpoints } from './client/rooms.ts';
 import { syncEndpoints } from './client/sync.ts';
 import { userDataEndpoints } from './client/user-data.ts';
+import { FEDERATION_ENDPOINTS } from './federation/endpoints.ts';
 
 export const ENDPOINTS: readonly AnyEndpoint[] = [
   ...discoveryEndpoints,
@@ -20,4 +21,5 @@ export const ENDPOINTS: readonly AnyEndpoint[] = [
   ...directoryEndpoints,
   ...keysEndpoints,
   ...mediaEndpoints,
+  ...FEDERATION_ENDPOINTS,
 ];

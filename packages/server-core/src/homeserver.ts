@@ -14,13 +14,15 @@ import { Store } from './store/store.ts';
 import type { StorageEngine } from './store/engine.ts';
 import { Mutex, Notifier } from './util/async.ts';
 import { createApiRouter, type Router } from './api/router.ts';
-import { unrecognized } from './api/errors.ts';
 import type { AnyEndpoint } from './api/endpoint.ts';
 import { AuthService } from './services/auth.ts';
 import { RoomService } from './services/rooms.ts';
 import { TypingService } from './services/typing.ts';
 import { SyncService } from './services/sync.ts';
 import { ENDPOINTS } from './endpoints.ts';
+import { FederationService } from './federation/service.ts';
+import { Ingester } from './federation/ingest.ts';
+import type { FederationTransport, RemoteContext } from './federation/transport.ts';
 
 export interface HomeserverOptions {
   /** The storage engine (memory for tests and the Node host; IndexedDB in browsers). */
@@ -33,6 +35,8 @@ export interface HomeserverOptions {
   log?: (e: unknown) => void;
   /** Largest media upload, in bytes. */
   maxUploadBytes?: number;
+  /** How this node reaches other servers; without one, the node does not federate. */
+  transport?: FederationTransport;
 }
 
 /** A server name is the lowercase hex of its ed25519 public key (docs/ARCHITECTURE.md, Identity). */
@@ -49,7 +53,10 @@ export class Homeserver {
   readonly typing: TypingService;
   readonly sync: SyncService;
   readonly router: Router;
+  readonly federation: FederationService;
+  readonly ingest: Ingester;
   readonly clock: () => number;
+  readonly log: (e: unknown) => void;
   readonly openRegistration: boolean;
   readonly maxUploadBytes: number;
 
@@ -61,24 +68,30 @@ export class Homeserver {
     endpoints: readonly AnyEndpoint[] = ENDPOINTS,
   ) {
     this.clock = opts.clock ?? Date.now;
+    this.log = opts.log ?? ((e) => console.error(e));
     this.openRegistration = opts.openRegistration ?? true;
     this.maxUploadBytes = opts.maxUploadBytes ?? 50 * 1024 * 1024;
     this.auth = new AuthService(this);
     this.rooms = new RoomService(this);
     this.typing = new TypingService(this);
     this.sync = new SyncService(this);
+    this.federation = new FederationService(this, opts.transport);
+    this.ingest = new Ingester(this);
     this.notifier.notify(store.stream);
-    this.router = createApiRouter(this, endpoints, opts.log);
+    this.router = createApiRouter(this, endpoints, this.log);
   }
 
-  /** Answer one HTTP request. Never throws. */
-  handle(request: Request): Promise<Response> {
-    return this.router.handle(request);
+  /**
+   * Answer one HTTP request. Never throws. `remote` marks a request that came from another server over
+   * a transport (only federation, key and media endpoints answer those).
+   */
+  handle(request: Request, remote?: RemoteContext): Promise<Response> {
+    return this.router.handle(request, remote);
   }
 
-  /** Verifies an inbound federation request and returns the origin server (federation issue). */
-  async federationAuth(_request: Request, _url: URL): Promise<string> {
-    throw unrecognized(404, 'Federation is not enabled on this node');
+  /** Start background work that must resume after a restart (outbound federation queues). */
+  async start(): Promise<void> {
+    await this.federation.start();
   }
 
   /** A user id on this server. */
@@ -90,6 +103,7 @@ export class Homeserver {
   }
 
   async stop(): Promise<void> {
+    this.federation.stop();
     this.typing.stop();
     this.notifier.wakeAll();
     await this.store.close();
@@ -108,10 +122,21 @@ export async function createHomeserver(opts: HomeserverOptions): Promise<Homeser
     await store.putMeta('signing_seed', seedB64);
   }
   const key = await signingKeyFromSeed(decodeBase64(seedB64), 'ed25519:p2p');
-  return new Homeserver(store, key, serverNameOf(key.publicKey), opts);
+  const hs = new Homeserver(store, key, serverNameOf(key.publicKey), opts);
+  await hs.start();
+  return hs;
 }
 
 /** A homeserver over a fresh in-memory store (tests, the Node host). */
 export function createMemoryHomeserver(opts: Omit<HomeserverOptions, 'engine'> = {}): Promise<Homeserver> {
   return createHomeserver({ ...opts, engine: new MemoryEngine(MIGRATIONS) });
+}
+
+/** A homeserver over a fresh memory store, attached to an in-process network (tests, benchmarks). */
+export async function createNetworkedMemoryHomeserver(net: import('./federation/in-process.ts').InProcessNetwork, opts: Omit<HomeserverOptions, 'engine' | 'transport'> = {}): Promise<Homeserver> {
+  let name = '';
+  const hs = await createHomeserver({ ...opts, engine: new MemoryEngine(MIGRATIONS), transport: net.transportFor(() => name) });
+  name = hs.serverName;
+  net.attach(hs);
+  return hs;
 }

@@ -1,6 +1,9 @@
 /** @matrix-p2p/server-core: the whole public surface. */
 export * from './kernel/index.ts';
-export { createHomeserver, createMemoryHomeserver, Homeserver, serverNameOf, type HomeserverOptions } from './homeserver.ts';
+export { createHomeserver, createMemoryHomeserver, createNetworkedMemoryHomeserver, Homeserver, serverNameOf, type HomeserverOptions } from './homeserver.ts';
+export { InProcessNetwork } from './federation/in-process.ts';
+export type { FederationTransport, RemoteContext } from './federation/transport.ts';
+export { FederationError } from './federation/service.ts';
 export * from './store/index.ts';
 export { MatrixError } from './api/errors.ts';
 export type { Endpoint, AnyEndpoint, RequestContext, Requester } from './api/endpoint.ts';

@@ -6,6 +6,7 @@ import { addRoute, createRouter, findRoute } from 'rou3';
 import * as v from 'valibot';
 import { CanonicalJsonError, parseJson } from '../kernel/canonical-json.ts';
 import type { Homeserver } from '../homeserver.ts';
+import type { RemoteContext } from '../federation/transport.ts';
 import { isJsonResult, type AnyEndpoint as Endpoint, type Method, type Requester } from './endpoint.ts';
 import { MatrixError, badJson, missingToken, notJson, tooLarge, unknownToken, unrecognized } from './errors.ts';
 
@@ -32,7 +33,7 @@ function normalisePath(path: string): string {
 }
 
 export interface Router {
-  handle(request: Request): Promise<Response>;
+  handle(request: Request, remote?: RemoteContext): Promise<Response>;
   endpoints: readonly Endpoint[];
 }
 
@@ -65,11 +66,13 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
     return who;
   }
 
-  async function dispatch(req: Request): Promise<Response> {
+  async function dispatch(req: Request, remote: RemoteContext | undefined): Promise<Response> {
     const url = new URL(req.url);
     const method = req.method.toUpperCase();
     if (method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS_HEADERS });
     const path = normalisePath(url.pathname);
+    // Remote peers reach federation, key and media endpoints only, never the client API (ARCHITECTURE.md).
+    if (remote && !/^\/_matrix\/(federation|key|media)\//.test(path)) throw new MatrixError(403, 'M_FORBIDDEN', 'Remote peers may only use the federation API');
     const head = method === 'HEAD';
     const match = findRoute(byMethod, head ? 'GET' : method, path);
     if (!match) {
@@ -88,7 +91,6 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
     let user: Requester | undefined;
     let origin: string | undefined;
     if (e.auth === 'user' || e.auth === 'optional-user') user = await authenticate(req, url, e.auth === 'user');
-    else if (e.auth === 'server') origin = await hs.federationAuth(req, url);
 
     // Query parameters.
     const rawQuery: Record<string, string | string[]> = {};
@@ -114,8 +116,14 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
       const bytes = new Uint8Array(await req.arrayBuffer());
       if (bytes.length > max) throw tooLarge(`request body over ${max} bytes`);
       if (e.rawBody) raw = bytes;
-      else body = validateJsonBody(e, bytes);
+      else {
+        const json = parseJsonBody(bytes);
+        // Server requests are authenticated over their exact body, before its shape is judged.
+        if (e.auth === 'server') origin = await hs.federation.authenticate(req, url, bytes.length ? json : undefined, remote);
+        body = validateJsonBody(e, json);
+      }
     }
+    if (e.auth === 'server' && origin === undefined) origin = await hs.federation.authenticate(req, url, undefined, remote);
 
     const result = await e.handler({ hs, request: req, params, query, body, raw, user: user as Requester, origin });
     if (result instanceof Response) return result;
@@ -125,9 +133,9 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
 
   return {
     endpoints,
-    async handle(req) {
+    async handle(req, remote) {
       try {
-        return await dispatch(req);
+        return await dispatch(req, remote);
       } catch (err) {
         if (err instanceof MatrixError) return errorResponse(err);
         log(err);
@@ -139,7 +147,7 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function validateJsonBody(e: Endpoint, bytes: Uint8Array): unknown {
+function parseJsonBody(bytes: Uint8Array): unknown {
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -158,6 +166,10 @@ function validateJsonBody(e: Endpoint, bytes: Uint8Array): unknown {
       throw notJson();
     }
   }
+  return json;
+}
+
+function validateJsonBody(e: Endpoint, json: unknown): unknown {
   // Every Matrix request body is a JSON object (valibot's object schemas would also let arrays through).
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw badJson('Request body must be a JSON object');
   const r = v.safeParse(e.body!, json);

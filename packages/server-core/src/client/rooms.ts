@@ -36,6 +36,12 @@ const CreateRoomBody = v.looseObject({
 const Reason = v.looseObject({ reason: v.optional(v.string()) });
 const TargetReason = v.looseObject({ user_id: v.string(), reason: v.optional(v.string()) });
 
+/** Servers to join through: `via` (v1.12) and the older `server_name`. */
+function viaOf(query: Record<string, unknown>): string[] {
+  const list = (k: string) => (Array.isArray(query[k]) ? (query[k] as string[]) : typeof query[k] === 'string' ? [query[k] as string] : []);
+  return [...list('via'), ...list('server_name')];
+}
+
 function roomIdParam(id: string): string {
   if (!isRoomId(id)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Not a room id');
   return id;
@@ -138,12 +144,14 @@ export const roomEndpoints = [
   ...(['/_matrix/client/v3/join/:roomIdOrAlias', `${ROOM}/join`] as const).map((path) =>
     endpoint({
       method: 'POST', path, auth: 'user', spec: `${CS}/#post_matrixclientv3joinroomidoralias`, body: Reason, repeatedQuery: ['server_name', 'via'],
-      handler: async ({ hs, user, params, body }) => ({ room_id: await hs.rooms.join(user.userId, params.roomIdOrAlias ?? params.roomId, body.reason) }),
+      handler: async ({ hs, user, params, body, query }) => ({
+        room_id: await hs.rooms.join(user.userId, params.roomIdOrAlias ?? params.roomId, body.reason, viaOf(query)),
+      }),
     }),
   ),
   endpoint({
     method: 'POST', path: '/_matrix/client/v3/knock/:roomIdOrAlias', auth: 'user', spec: `${CS}/#post_matrixclientv3knockroomidoralias`, body: Reason, repeatedQuery: ['server_name', 'via'],
-    handler: async ({ hs, user, params, body }) => ({ room_id: await hs.rooms.knock(user.userId, params.roomIdOrAlias, body.reason) }),
+    handler: async ({ hs, user, params, body, query }) => ({ room_id: await hs.rooms.knock(user.userId, params.roomIdOrAlias, body.reason, viaOf(query)) }),
   }),
   endpoint({
     method: 'POST', path: `${ROOM}/leave`, auth: 'user', spec: `${CS}/#post_matrixclientv3roomsroomidleave`, body: Reason,

@@ -15,6 +15,7 @@ import type { RoomRecord, StateGroupRecord, StoredEvent } from '../store/records
 import { STATE_SNAPSHOT_INTERVAL } from '../store/rooms.ts';
 import type { WriteBatch } from '../store/store.ts';
 import { toClientEvent } from './client-events.ts';
+import { serverOf } from '../util/ids.ts';
 
 /** The largest event (spec: client-server API, "Size limits"): 65,536 bytes of canonical JSON. */
 export const MAX_EVENT_BYTES = 65_536;
@@ -79,7 +80,9 @@ export class RoomWriter {
   private async pdu(id: string): Promise<PDU | undefined> {
     let p = this.cache.get(id);
     if (!p) {
-      p = (await this.hs.store.rooms.event(id))?.pdu;
+      const stored = await this.hs.store.rooms.event(id);
+      // Kernel functions identify events by `event_id`; the stored federation form (v3+) has none.
+      p = stored ? { ...stored.pdu, event_id: stored.eventId } : undefined;
       if (p) this.cache.set(id, p);
     }
     return p;
@@ -215,10 +218,21 @@ export class RoomWriter {
     this.batch.put('events', redacted);
   }
 
-  /** Commit everything staged, then wake `/sync`. */
+  /**
+   * Commit everything staged, then wake `/sync`. Local events are queued, in the same write, for every
+   * other server in the room (and the server of a member event's target), then sent.
+   */
   async commit(): Promise<StoredEvent[]> {
+    const destinations = new Set<string>();
+    if (this.hs.federation.enabled && this.room && this.appended.length) {
+      for (const m of await this.hs.store.rooms.membersOfRoom(this.room.roomId, 'join')) destinations.add(serverOf(m.userId));
+      for (const e of this.appended) if (e.type === 'm.room.member' && e.stateKey) destinations.add(serverOf(e.stateKey));
+      destinations.delete(this.hs.serverName);
+      for (const e of this.appended) this.hs.federation.enqueue(this.batch, destinations, 'pdu', e.pdu as unknown as JsonObject, e.stream!);
+    }
     const pos = await this.batch.commit();
     this.hs.notifier.notify(pos);
+    for (const d of destinations) this.hs.federation.kick(d);
     return this.appended;
   }
 }

@@ -12,6 +12,10 @@ import type { MembershipRecord, StoredEvent } from '../store/records.ts';
 import { isRoomAlias, isRoomId, isUserId, randomId } from '../util/ids.ts';
 import { strippedState } from './client-events.ts';
 import { MAX_EVENT_BYTES, RoomWriter, type EventDraft } from './room-writer.ts';
+import { joinRemote } from '../federation/join.ts';
+import { leaveRemote, knockRemote, sendInviteToRemote } from '../federation/membership.ts';
+import { queryRemoteAlias } from '../federation/queries.ts';
+import { serverOf } from '../util/ids.ts';
 
 /** Room versions this node creates rooms in (capabilities `m.room_versions`). */
 export const CREATABLE_ROOM_VERSIONS = ['10', '11'] as const;
@@ -218,13 +222,30 @@ export class RoomService {
       if (cur?.membership === 'ban') throw forbidden(`${target} is banned from the room`);
       const content: JsonObject = { membership: 'invite', ...extra };
       if (reason) content.reason = reason;
-      await this.append(w, { type: 'm.room.member', sender, stateKey: target, content, unsigned: { invite_room_state: await this.strippedStateOf(w) } });
+      const inviteRoomState = await this.strippedStateOf(w);
+      const e = await this.append(w, { type: 'm.room.member', sender, stateKey: target, content, unsigned: { invite_room_state: inviteRoomState } });
+      if (!this.hs.isLocal(target)) {
+        // The invitee's server must accept (and sign) the invite before the room sees it.
+        const { unsigned: _u, ...pdu } = e.pdu;
+        e.pdu = { ...(await sendInviteToRemote(this.hs, w.rules, e.eventId, pdu, inviteRoomState)), unsigned: { invite_room_state: inviteRoomState } };
+      }
     });
   }
 
-  /** Join a room this node knows (by id or local alias). Remote joins come with federation. */
-  async join(userId: string, roomIdOrAlias: string, reason?: string): Promise<string> {
-    const roomId = await this.resolveRoom(roomIdOrAlias);
+  /**
+   * Join a room: locally when this server is in it, else over federation through `via`, the alias's
+   * servers, the room id's server, or the server of whoever invited us.
+   */
+  async join(userId: string, roomIdOrAlias: string, reason?: string, via: string[] = []): Promise<string> {
+    const { roomId, servers } = await this.resolveRoomForJoin(roomIdOrAlias);
+    if (!(await this.isResident(roomId))) {
+      const invite = await this.store.rooms.membership(roomId, userId);
+      const inviter = invite && (invite.membership === 'invite' || invite.membership === 'knock') ? (await this.store.rooms.event(invite.eventId))?.sender : undefined;
+      const candidates = [...via, ...servers, ...(inviter ? [serverOf(inviter)] : []), ...(roomId.includes(':') ? [serverOf(roomId)] : [])];
+      const content: JsonObject = { ...(await this.profileContent(userId)) };
+      if (reason) content.reason = reason;
+      return joinRemote(this.hs, userId, roomId, candidates, content);
+    }
     await this.write(roomId, async (w) => {
       const cur = await this.store.rooms.membership(roomId, userId);
       if (cur?.membership === 'join') {
@@ -238,8 +259,12 @@ export class RoomService {
     return roomId;
   }
 
-  async knock(userId: string, roomIdOrAlias: string, reason?: string): Promise<string> {
-    const roomId = await this.resolveRoom(roomIdOrAlias);
+  async knock(userId: string, roomIdOrAlias: string, reason?: string, via: string[] = []): Promise<string> {
+    const { roomId, servers } = await this.resolveRoomForJoin(roomIdOrAlias);
+    if (!(await this.isResident(roomId))) {
+      await knockRemote(this.hs, userId, roomId, [...via, ...servers, ...(roomId.includes(':') ? [serverOf(roomId)] : [])], reason);
+      return roomId;
+    }
     await this.write(roomId, async (w) => {
       const content: JsonObject = { membership: 'knock', ...(await this.profileContent(userId)) };
       if (reason) content.reason = reason;
@@ -251,6 +276,14 @@ export class RoomService {
   /** leave, kick (sender ≠ target), unban: a `leave` membership; ban: `ban`. */
   async setMembership(sender: string, roomId: string, target: string, membership: 'leave' | 'ban', reason?: string, expect?: 'unban'): Promise<void> {
     if (!isUserId(target)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Not a user id');
+    if (membership === 'leave' && sender === target && !(await this.isResident(roomId))) {
+      // Rejecting an invite (or withdrawing a knock) to a room this server is not in.
+      const cur = await this.store.rooms.membership(roomId, target);
+      if (!cur || (cur.membership !== 'invite' && cur.membership !== 'knock')) throw forbidden('You are not in this room');
+      const inviter = (await this.store.rooms.event(cur.eventId))?.sender;
+      await leaveRemote(this.hs, target, roomId, [...(inviter ? [serverOf(inviter)] : []), ...(roomId.includes(':') ? [serverOf(roomId)] : [])]);
+      return;
+    }
     await this.write(roomId, async (w) => {
       const cur = await this.store.rooms.membership(roomId, target);
       if (expect === 'unban' && cur?.membership !== 'ban') throw forbidden(`${target} is not banned`);
@@ -277,6 +310,27 @@ export class RoomService {
       b.put('memberships', { ...cur, forgotten: true, stream });
       this.hs.notifier.notify(await b.commit());
     });
+  }
+
+  /** Whether this server is in the room (has a joined member): then it can build events itself. */
+  async isResident(roomId: string): Promise<boolean> {
+    if (!(await this.store.rooms.room(roomId))) return false;
+    return (await this.store.rooms.membersOfRoom(roomId, 'join')).some((m) => this.hs.isLocal(m.userId));
+  }
+
+  /** A room id and servers to join through, from an id or an alias (local, or asked of the alias's server). */
+  async resolveRoomForJoin(idOrAlias: string): Promise<{ roomId: string; servers: string[] }> {
+    if (isRoomId(idOrAlias)) return { roomId: idOrAlias, servers: [] };
+    if (isRoomAlias(idOrAlias)) {
+      const local = await this.store.rooms.alias(idOrAlias);
+      if (local) return { roomId: local.roomId, servers: local.servers ?? [] };
+      if (!this.hs.isLocal(idOrAlias) && this.hs.federation.enabled) {
+        const r = await queryRemoteAlias(this.hs, idOrAlias);
+        if (r) return { roomId: r.room_id, servers: r.servers };
+      }
+      throw notFound(`Room alias ${idOrAlias} not found`);
+    }
+    throw new MatrixError(400, 'M_INVALID_PARAM', 'Not a room id or alias');
   }
 
   /** A room id from an id or an alias on this node. */

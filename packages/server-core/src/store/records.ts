@@ -50,6 +50,8 @@ export interface StoredEvent {
   relType?: string;
   /** Why it was rejected, when it was. */
   rejected?: string;
+  /** Received over federation, allowed by the state before it but not by the current state (spec: "Soft failure"). */
+  softFailed?: boolean;
   /** For membership events, the membership (so state-map readers need not load the event). */
   membership?: string;
   /** For state events: the event this one replaced in the room state, its content and sender (`unsigned.prev_content`). */

@@ -1,0 +1,208 @@
+/**
+ * Federation plumbing: authenticating inbound server requests, signed outbound requests, and the
+ * durable per-destination queues (stored in the `outbound` object store, so they survive restarts),
+ * flushed with backoff and at once when the transport says a peer is reachable again.
+ */
+import { MatrixError } from '../api/errors.ts';
+import { CanonicalJsonError, parseJson } from '../kernel/canonical-json.ts';
+import type { JsonObject, JsonValue } from '../kernel/types.ts';
+import type { Homeserver } from '../homeserver.ts';
+import type { WriteBatch } from '../store/store.ts';
+import { randomId } from '../util/ids.ts';
+import { FEDERATION_ORIGIN, type FederationTransport, type RemoteContext } from './transport.ts';
+import { parseXMatrix, verifyXMatrix, xMatrixHeader } from './x-matrix.ts';
+
+/** A failed outbound federation request: the remote's Matrix error, or a transport failure (status 0). */
+export class FederationError extends Error {
+  override name = 'FederationError';
+  constructor(readonly destination: string, readonly status: number, readonly errcode: string, message: string, readonly body?: unknown) {
+    super(message);
+  }
+}
+
+export interface OutboundRecord {
+  destination: string;
+  seq: number;
+  kind: 'pdu' | 'edu';
+  payload: JsonObject;
+}
+
+/** Largest transaction (spec: server-server API, "Transactions"): 50 PDUs and 100 EDUs. */
+const MAX_PDUS = 50;
+const MAX_EDUS = 100;
+const MAX_BACKOFF_MS = 60_000;
+
+interface SenderState {
+  running: boolean;
+  again: boolean;
+  failures: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+export class FederationService {
+  private senders = new Map<string, SenderState>();
+  private stopped = false;
+
+  constructor(private readonly hs: Homeserver, readonly transport: FederationTransport | undefined) {
+    transport?.onPeerReachable?.((name) => {
+      const s = this.senders.get(name);
+      if (s) s.failures = 0;
+      this.kick(name);
+    });
+  }
+
+  get enabled(): boolean {
+    return !!this.transport;
+  }
+
+  /** Verify an inbound server request's X-Matrix header; returns the origin (401 M_UNAUTHORIZED otherwise). */
+  async authenticate(req: Request, url: URL, content: unknown, remote: RemoteContext | undefined): Promise<string> {
+    const header = req.headers.get('authorization');
+    const p = header ? parseXMatrix(header) : undefined;
+    if (!p) throw new MatrixError(401, 'M_UNAUTHORIZED', 'Missing or malformed X-Matrix authorization');
+    if (p.destination !== undefined && p.destination !== this.hs.serverName) throw new MatrixError(401, 'M_UNAUTHORIZED', 'Request is for another destination');
+    if (remote?.peer !== undefined && remote.peer !== p.origin) throw new MatrixError(401, 'M_UNAUTHORIZED', 'Origin does not match the connected peer');
+    const ok = await verifyXMatrix(p, req.method.toUpperCase(), url.pathname + url.search, this.hs.serverName, content as JsonValue | undefined);
+    if (!ok) throw new MatrixError(401, 'M_UNAUTHORIZED', 'Invalid X-Matrix signature');
+    return p.origin;
+  }
+
+  /** A signed request to another server; resolves with its JSON body, rejects with FederationError. */
+  async request<T = JsonObject>(destination: string, method: string, path: string, body?: JsonValue, opts: { timeoutMs?: number } = {}): Promise<T> {
+    const res = await this.rawRequest(destination, method, path, body, opts);
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? parseJson(text, { rejectFloats: false }) : {};
+    } catch (e) {
+      throw new FederationError(destination, res.status, 'M_NOT_JSON', e instanceof CanonicalJsonError ? e.message : 'response is not JSON');
+    }
+    if (!res.ok) {
+      const j = (json ?? {}) as JsonObject;
+      throw new FederationError(destination, res.status, String(j.errcode ?? 'M_UNKNOWN'), String(j.error ?? `HTTP ${res.status}`), json);
+    }
+    return json as T;
+  }
+
+  /** A signed request returning the raw Response (media). */
+  async rawRequest(destination: string, method: string, path: string, body?: JsonValue, opts: { timeoutMs?: number } = {}): Promise<Response> {
+    if (!this.transport) throw new FederationError(destination, 0, 'M_UNRECOGNIZED', 'Federation is not enabled on this node');
+    if (destination === this.hs.serverName) throw new FederationError(destination, 0, 'M_UNKNOWN', 'Refusing to federate with ourselves');
+    const url = new URL(path, FEDERATION_ORIGIN);
+    const uri = url.pathname + url.search;
+    const headers: Record<string, string> = {
+      authorization: await xMatrixHeader(this.hs.signingKey, this.hs.serverName, destination, method, uri, body),
+    };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const signal = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
+    let res: Response;
+    try {
+      res = await this.transport.fetch(destination, new Request(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal }));
+    } catch (e) {
+      throw new FederationError(destination, 0, 'M_UNREACHABLE', `cannot reach ${destination}: ${(e as Error)?.message ?? e}`);
+    }
+    return res;
+  }
+
+  // --- durable outbound queues ---------------------------------------------------------------------
+
+  /** Stage PDUs / EDUs for destinations in a write batch; call `kick` after the batch commits. */
+  enqueue(b: WriteBatch, destinations: Iterable<string>, kind: 'pdu' | 'edu', payload: JsonObject, seq: number): string[] {
+    const out: string[] = [];
+    for (const d of destinations) {
+      if (d === this.hs.serverName || !d) continue;
+      b.put('outbound', { destination: d, seq, kind, payload } satisfies OutboundRecord);
+      out.push(d);
+    }
+    return out;
+  }
+
+  /** Send now what is queued for a destination (no-op without a transport). */
+  kick(destination: string): void {
+    if (!this.transport || this.stopped) return;
+    let s = this.senders.get(destination);
+    if (!s) this.senders.set(destination, (s = { running: false, again: false, failures: 0 }));
+    if (s.timer) {
+      clearTimeout(s.timer);
+      s.timer = undefined;
+    }
+    if (s.running) {
+      s.again = true;
+      return;
+    }
+    void this.run(destination, s);
+  }
+
+  /** After a restart: flush every destination with queued traffic. */
+  async start(): Promise<void> {
+    if (!this.transport) return;
+    const rows = await this.hs.store.rooms.read((tx) => tx.query<OutboundRecord>('outbound'));
+    for (const d of new Set(rows.map((r) => r.destination))) this.kick(d);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const s of this.senders.values()) if (s.timer) clearTimeout(s.timer);
+  }
+
+  /** Destinations with queued traffic and how much (status, tests). */
+  async queued(destination: string): Promise<number> {
+    return this.hs.store.rooms.read((tx) => tx.count('outbound', { range: { lower: [destination], upper: [destination, []] } }));
+  }
+
+  private async run(destination: string, s: SenderState): Promise<void> {
+    s.running = true;
+    try {
+      for (;;) {
+        s.again = false;
+        const rows = await this.hs.store.rooms.read((tx) =>
+          tx.query<OutboundRecord>('outbound', { range: { lower: [destination], upper: [destination, []] }, limit: MAX_PDUS + MAX_EDUS }),
+        );
+        if (rows.length === 0 || this.stopped) break;
+        const pdus: JsonObject[] = [];
+        const edus: JsonObject[] = [];
+        const sent: OutboundRecord[] = [];
+        for (const r of rows) {
+          if (r.kind === 'pdu' && pdus.length < MAX_PDUS) (pdus.push(r.payload), sent.push(r));
+          else if (r.kind === 'edu' && edus.length < MAX_EDUS) (edus.push(r.payload), sent.push(r));
+        }
+        const txnId = `${this.hs.clock()}_${randomId(6)}`;
+        try {
+          await this.request(destination, 'PUT', `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`, {
+            origin: this.hs.serverName,
+            origin_server_ts: this.hs.clock(),
+            pdus,
+            edus,
+          });
+        } catch (e) {
+          // A 4xx other than rate limiting will not get better by retrying: drop the transaction
+          // (spec: PDUs a server refuses are not retried); otherwise back off and try again.
+          if (e instanceof FederationError && e.status >= 400 && e.status < 500 && e.status !== 429 && e.status !== 401 && e.status !== 404) {
+            await this.deleteSent(sent);
+            continue;
+          }
+          s.failures++;
+          const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(s.failures, 10));
+          s.timer = setTimeout(() => {
+            s.timer = undefined;
+            this.kick(destination);
+          }, delay);
+          return;
+        }
+        s.failures = 0;
+        await this.deleteSent(sent);
+      }
+    } catch (e) {
+      this.hs.log(e);
+    } finally {
+      s.running = false;
+      if (s.again && !s.timer) this.kick(destination);
+    }
+  }
+
+  private async deleteSent(sent: OutboundRecord[]): Promise<void> {
+    const b = this.hs.store.batch();
+    for (const r of sent) b.delete('outbound', [r.destination, r.seq]);
+    await b.commit();
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The Service Worker host: wires a homeserver and an app-shell cache into a Service Worker scope.
+ *
+ * - `/_matrix/*` and `/.well-known/matrix/*`, whatever origin a request targets, are answered by the
+ *   homeserver. It is opened lazily, once per run of the worker (the browser stops idle workers and
+ *   starts them again for the next event); all its state is in IndexedDB, so a restart costs one cheap
+ *   start-up and never data.
+ * - Element Web's job for its own `sw.js`: `<img>` requests for authenticated media carry no token.
+ *   Such a request from a page this worker controls is served as the page's own (see `trustedMedia`).
+ * - Everything else on our origin: network first, falling back to the cache (precached app shell plus
+ *   what was fetched before); offline navigations get the cached `index.html`.
+ */
+import { isWorkerRequest, type WorkerReply, type WorkerStatus } from './protocol.ts';
+import type { ExtendableEvent, ExtendableMessageEvent, FetchEvent, SwScope } from './worker-types.ts';
+
+/** What the host needs of a homeserver (server-core's `Homeserver` fits). */
+export interface HomeserverLike {
+  readonly serverName: string;
+  handle(request: Request): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export interface SwHostOptions {
+  /** Opens (creating on first use) the homeserver; called once per worker run, again after a failure. */
+  openHomeserver: (events: { onClosed: () => void }) => Promise<HomeserverLike>;
+  /** App-shell URLs, relative to the worker's scope, cached at install (injected by the build). */
+  precache: readonly string[];
+  /** The build id: names the cache, so a new build drops the old one on activation. */
+  version: string;
+  /** Where failures go (default: console.error). */
+  log?: (message: string, error?: unknown) => void;
+  /** Clock for the status figures (tests). */
+  now?: () => number;
+}
+
+export interface SwHost {
+  /** The homeserver of this run, opening it if needed. */
+  homeserver(): Promise<HomeserverLike>;
+  status(): Promise<WorkerStatus>;
+  readonly cacheName: string;
+}
+
+/** Cache names of every build start with this; activation deletes the ones of other builds. */
+export const CACHE_PREFIX = 'matrix-p2p-shell-';
+
+/** Paths the homeserver answers, on any origin. */
+export function isHomeserverPath(pathname: string): boolean {
+  return pathname.startsWith('/_matrix/') || pathname.startsWith('/.well-known/matrix/');
+}
+
+const AUTH_MEDIA = /^\/_matrix\/client\/v1\/media\/(download|thumbnail)\//;
+
+/**
+ * Element Web's `<img>` requests: authenticated media (`/_matrix/client/v1/media/{download,thumbnail}/…`)
+ * with no token. Element's own worker adds the page's Bearer token; ours is the homeserver, so it serves
+ * the same bytes from the content repository's token-free read (`/_matrix/media/v3/…`, which server-core
+ * keeps for clients before v1.11). Only for pages this worker controls: nobody else reaches this worker.
+ */
+export function trustedMediaRequest(request: Request): Request | undefined {
+  if (request.method !== 'GET' && request.method !== 'HEAD') return undefined;
+  const url = new URL(request.url);
+  if (!AUTH_MEDIA.test(url.pathname)) return undefined;
+  if (request.headers.has('authorization') || url.searchParams.has('access_token')) return undefined;
+  url.pathname = url.pathname.replace('/_matrix/client/v1/media/', '/_matrix/media/v3/');
+  return new Request(url.href, { method: request.method, headers: request.headers });
+}
+
+function randomId(): string {
+  const b = new Uint8Array(8);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+function unavailable(message: string): Response {
+  return new Response(JSON.stringify({ errcode: 'M_UNKNOWN', error: message }), {
+    status: 503,
+    headers: { 'content-type': 'application/json', 'access-control-allow-origin': '*', 'retry-after': '1' },
+  });
+}
+
+/** Install the host's listeners on `scope` (the worker's `self`). */
+export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
+  const log = opts.log ?? ((m: string, e?: unknown) => console.error(`[matrix-p2p sw] ${m}`, e ?? ''));
+  const now = opts.now ?? Date.now;
+  const cacheName = CACHE_PREFIX + opts.version;
+  const startId = randomId();
+  const startedAt = now();
+  let startupMs = 0;
+  let requests = 0;
+  const base = scope.registration.scope;
+  const shellUrls = opts.precache.map((p) => new URL(p, base).href);
+  const indexUrl = new URL('index.html', base).href;
+  const selfUrl = scope.location.href;
+
+  // One homeserver per run; a failed or closed one is forgotten so the next request opens it again.
+  let opening: Promise<HomeserverLike> | undefined;
+  function homeserver(): Promise<HomeserverLike> {
+    if (!opening) {
+      const t0 = performance.now();
+      const p: Promise<HomeserverLike> = opts
+        .openHomeserver({ onClosed: () => { if (opening === p) opening = undefined; } })
+        .then((hs) => {
+          startupMs = performance.now() - t0;
+          return hs;
+        });
+      opening = p;
+      p.catch((e) => {
+        if (opening === p) opening = undefined;
+        log('the homeserver failed to start', e);
+      });
+    }
+    return opening;
+  }
+
+  async function answerMatrix(event: FetchEvent): Promise<Response> {
+    let request = event.request;
+    if (event.clientId) {
+      const trusted = trustedMediaRequest(request);
+      if (trusted) {
+        const client = await scope.clients.get(event.clientId);
+        if (client && new URL(client.url).origin === scope.location.origin) request = trusted;
+      }
+    }
+    let hs: HomeserverLike;
+    try {
+      hs = await homeserver();
+    } catch {
+      return unavailable('The homeserver could not open its storage; try again');
+    }
+    requests++;
+    return hs.handle(request);
+  }
+
+  async function fromCache(request: Request): Promise<Response | undefined> {
+    const cache = await scope.caches.open(cacheName);
+    const hit = await cache.match(request, { ignoreSearch: request.mode === 'navigate' });
+    if (hit) return hit;
+    if (request.mode === 'navigate') return (await cache.match(indexUrl)) ?? undefined;
+    return undefined;
+  }
+
+  async function answerShell(event: FetchEvent): Promise<Response> {
+    const request = event.request;
+    try {
+      const response = await scope.fetch(request);
+      if (response.ok && response.type === 'basic' && request.url !== selfUrl && !request.headers.has('range')) {
+        const copy = response.clone();
+        event.waitUntil(scope.caches.open(cacheName).then((c) => c.put(request, copy)).catch(() => {}));
+      }
+      return response;
+    } catch (e) {
+      const cached = await fromCache(request);
+      if (cached) return cached;
+      throw e;
+    }
+  }
+
+  async function status(): Promise<WorkerStatus> {
+    const hs = await homeserver();
+    const s: WorkerStatus = { serverName: hs.serverName, version: opts.version, startId, startedAt, startupMs, requests };
+    const est = await scope.navigator?.storage?.estimate().catch(() => undefined);
+    if (est) s.storage = { usage: est.usage ?? 0, quota: est.quota ?? 0 };
+    return s;
+  }
+
+  scope.addEventListener('install', (event: ExtendableEvent) => {
+    void scope.skipWaiting();
+    // Precache the shell one file at a time: a file that fails is fetched again later by the
+    // network-first path, and never stops the homeserver from installing.
+    event.waitUntil(
+      scope.caches.open(cacheName).then((cache) =>
+        Promise.all(
+          shellUrls.map((u) =>
+            cache.add(new Request(u, { cache: 'reload' })).catch((e) => log(`could not precache ${u}`, e)),
+          ),
+        ),
+      ),
+    );
+  });
+
+  scope.addEventListener('activate', (event: ExtendableEvent) => {
+    event.waitUntil(
+      (async () => {
+        for (const name of await scope.caches.keys()) {
+          if (name.startsWith(CACHE_PREFIX) && name !== cacheName) await scope.caches.delete(name);
+        }
+        await scope.clients.claim();
+      })(),
+    );
+  });
+
+  scope.addEventListener('fetch', (event: FetchEvent) => {
+    const url = new URL(event.request.url);
+    if (isHomeserverPath(url.pathname)) {
+      event.respondWith(answerMatrix(event));
+      return;
+    }
+    if (event.request.method !== 'GET' || url.origin !== scope.location.origin) return; // the browser's own way
+    event.respondWith(answerShell(event));
+  });
+
+  scope.addEventListener('message', (event: ExtendableMessageEvent) => {
+    const port = event.ports[0];
+    if (!port || !isWorkerRequest(event.data)) return;
+    event.waitUntil(
+      status().then(
+        (s) => port.postMessage({ ok: true, status: s } satisfies WorkerReply),
+        (e: unknown) => port.postMessage({ ok: false, error: e instanceof Error ? e.message : String(e) } satisfies WorkerReply),
+      ),
+    );
+  });
+
+  return { homeserver, status, cacheName };
+}

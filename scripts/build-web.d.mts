@@ -1,0 +1,2 @@
+export function needsBuild(): boolean;
+export function ensureWebBuild(opts?: { force?: boolean; quiet?: boolean }): boolean;
