@@ -163,18 +163,24 @@ export async function workerStatus(page: Page): Promise<WorkerStatus> {
  */
 export async function stopWorkers(page: Page): Promise<void> {
   const cdp = await page.context().newCDPSession(page);
-  const running = new Map<string, string>();
+  const seen = new Set<string>();
+  const stopped = new Set<string>();
+  let asked = false;
   cdp.on('ServiceWorker.workerVersionUpdated', (e: { versions: Array<{ versionId: string; runningStatus: string }> }) => {
-    for (const v of e.versions) running.set(v.versionId, v.runningStatus);
+    for (const v of e.versions) {
+      seen.add(v.versionId);
+      if (asked && v.runningStatus === 'stopped') stopped.add(v.versionId);
+    }
   });
   await cdp.send('ServiceWorker.enable');
+  await new Promise((r) => setTimeout(r, 50)); // let DevTools report the current versions
+  asked = true;
   await cdp.send('ServiceWorker.stopAllWorkers');
+  // Wait until each version was seen stopped (a pending event may start it again right away).
   const start = Date.now();
-  for (;;) {
-    const states = [...running.values()];
-    if (states.length > 0 && states.every((s) => s === 'stopped')) break;
-    if (states.length === 0 && Date.now() - start > 2_000) break; // no worker at all
-    if (Date.now() - start > 10_000) throw new Error(`workers did not stop: ${JSON.stringify([...running])}`);
+  while (seen.size === 0 || [...seen].some((id) => !stopped.has(id))) {
+    if (seen.size === 0 && Date.now() - start > 2_000) break; // no worker at all
+    if (Date.now() - start > 10_000) throw new Error(`workers did not stop: seen ${[...seen]}, stopped ${[...stopped]}`);
     await new Promise((r) => setTimeout(r, 10));
   }
   await cdp.send('ServiceWorker.disable').catch(() => {});

@@ -42,6 +42,15 @@ export function ensureWebBuild({ force = false, quiet = false } = {}) {
   return true;
 }
 
+/** Builds the e2e test pages (e2e/pages → dist/e2e, served under /__e2e/ by the tests and benches). */
+export function buildTestPages({ quiet = false } = {}) {
+  const r = spawnSync(join(root, 'node_modules/.bin/vite'), ['build', '--config', join(root, 'e2e/pages/vite.config.ts')], {
+    cwd: root,
+    stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit',
+  });
+  if (r.status !== 0) throw new Error(`building the e2e test pages failed (exit ${r.status ?? r.signal})`);
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   try {
     ensureWebBuild({ force: process.argv.includes('--force') });

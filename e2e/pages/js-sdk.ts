@@ -11,6 +11,7 @@ const log = (line: string) => {
 };
 
 function until<T>(what: string, client: MatrixClient, events: string[], probe: () => T | undefined): Promise<T> {
+  const emitter = client as unknown as { on(e: string, f: () => void): void; off(e: string, f: () => void): void };
   return new Promise((resolve, reject) => {
     const check = () => {
       let v: T | undefined;
@@ -24,11 +25,11 @@ function until<T>(what: string, client: MatrixClient, events: string[], probe: (
     const timer = setTimeout(() => done(new Error(`timed out waiting for ${what}`)), WAIT_MS);
     const done = (err?: Error, v?: T) => {
       clearTimeout(timer);
-      for (const e of events) client.off(e as never, check);
+      for (const e of events) emitter.off(e, check);
       if (err) reject(err);
       else resolve(v as T);
     };
-    for (const e of events) client.on(e as never, check);
+    for (const e of events) emitter.on(e, check);
     check();
   });
 }
@@ -80,13 +81,17 @@ async function scenario(baseUrl: string): Promise<SdkScenarioResult> {
     alice.getRoom(roomId)?.getMember(bob.getUserId()!)?.membership === 'join');
   log(`room ${roomId}: both joined`);
 
-  await alice.sendTextMessage(roomId, 'hello from alice');
-  await bob.sendTextMessage(roomId, 'hello from bob');
-  await alice.sendTextMessage(roomId, 'how are you?');
-  const want = [`${alice.getUserId()}: hello from alice`, `${bob.getUserId()}: hello from bob`, `${alice.getUserId()}: how are you?`];
-  const complete = (c: MatrixClient) => () => (want.every((w) => bodies(c, roomId).includes(w)) ? true : undefined);
-  await until('all messages at alice', alice, [RoomEvent.Timeline, RoomEvent.LocalEchoUpdated], complete(alice));
-  await until('all messages at bob', bob, [RoomEvent.Timeline, RoomEvent.LocalEchoUpdated], complete(bob));
+  // A conversation: each line is sent once the previous one reached both clients through their syncs.
+  const lines: Array<[MatrixClient, string]> = [[alice, 'hello from alice'], [bob, 'hello from bob'], [alice, 'how are you?']];
+  const want: string[] = [];
+  for (const [from, text] of lines) {
+    await from.sendTextMessage(roomId, text);
+    want.push(`${from.getUserId()}: ${text}`);
+    for (const c of [alice, bob]) {
+      await until(`"${text}" at ${c.getUserId()}`, c, [RoomEvent.Timeline, RoomEvent.LocalEchoUpdated], () =>
+        want.every((w) => bodies(c, roomId).includes(w)) ? true : undefined);
+    }
+  }
   const result = { serverName: alice.getDomain()!, roomId, alice: bodies(alice, roomId), bob: bodies(bob, roomId), versions };
   alice.stopClient();
   bob.stopClient();

@@ -76,14 +76,16 @@ async function stop(signal: NodeJS.Signals): Promise<void> {
   }
   stoppingSince = Date.now();
   process.stderr.write(`matrix-p2p node host: ${signal}, stopping\n`);
+  let code = 0;
   try {
     await running.close();
     process.stdout.write('matrix-p2p node host stopped\n');
-    process.exitCode = 0;
   } catch (e) {
     process.stderr.write(`matrix-p2p node host: error while stopping: ${(e as Error).message}\n`);
-    process.exitCode = 1;
+    code = 1;
   }
+  // Everything is closed; do not wait for stray timers.
+  process.exit(code);
 }
 process.on('SIGINT', (s) => void stop(s));
 process.on('SIGTERM', (s) => void stop(s));

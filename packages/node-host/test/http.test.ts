@@ -87,6 +87,21 @@ describe('node host HTTP bridge', () => {
     expect(got.bodySum).toBe(bytes.reduce((a, b) => (a + b) % 65521, 0));
   });
 
+  it('reads a chunked request body (no Content-Length)', async () => {
+    const base = await serveHandler(echo);
+    const parts = [new Uint8Array(1000).fill(1), new Uint8Array(70_000).fill(2), new Uint8Array(5).fill(3)];
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (const p of parts) c.enqueue(p);
+        c.close();
+      },
+    });
+    const r = await fetch(`${base}/chunked`, { method: 'PUT', body, duplex: 'half' } as RequestInit);
+    const got = (await r.json()) as { bodyLength: number; headers: Record<string, string> };
+    expect(got.headers['transfer-encoding']).toBe('chunked');
+    expect(got.bodyLength).toBe(71_005);
+  });
+
   it('gives GET and HEAD requests no body', async () => {
     const base = await serveHandler(echo);
     const got = (await (await fetch(`${base}/x`)).json()) as { bodyLength: number | null };

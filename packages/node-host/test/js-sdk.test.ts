@@ -47,16 +47,25 @@ function quietLogger(prefix = '[matrix-js-sdk]'): Logger {
 }
 
 /**
- * Lines the SDK logs with any server, which say nothing about this one: its MatrixRTC manager sees a
- * new room's state from sync before the SDK stores the room; it adds its own unstable push rules.
- * (SDK loggers look `console` up at each call, so filtering `console` catches its child loggers too.)
+ * Lines the SDK logs that say nothing wrong about this server: its MatrixRTC manager sees a new room's
+ * state from sync before the SDK stores the room (with any server); it adds its own unstable push
+ * rules; and it misses the legacy body-mention push rules, which this server leaves out on purpose
+ * (MSC4210, see server-core's push-rules-defaults.ts). (SDK loggers look `console` up at each call,
+ * so filtering `console` catches its child loggers too.)
  */
-const HARMLESS = [/Got room state event for unknown room/, /Adding default global (override|underride) push rule \.org\.matrix\./];
-const originalConsole = { warn: console.warn, error: console.error };
+const HARMLESS = [
+  /Got room state event for unknown room/,
+  /Adding default global (override|underride) push rule \.org\.matrix\./,
+  /Missing default global override push rule \.m\.rule\.(contains_display_name|roomnotif)$/,
+  // A debug line bound before the log level is set: after a rejoin the join's timeline repeats events
+  // the device already has (as Synapse does for a newly joined room); the SDK drops them.
+  /^EventTimelineSet\.addLiveEvent: ignoring duplicate event/,
+];
+const originalConsole = { log: console.log, debug: console.debug, info: console.info, warn: console.warn, error: console.error };
 /** What a test step provokes on purpose and the SDK logs (e.g. a refused send). */
 let expectedLogs: RegExp[] = [];
 function filterConsole(): void {
-  for (const level of ['warn', 'error'] as const) {
+  for (const level of ['log', 'debug', 'info', 'warn', 'error'] as const) {
     console[level] = (...args: unknown[]) => {
       if (!args.some((a) => [...HARMLESS, ...expectedLogs].some((r) => r.test(String(a))))) originalConsole[level](...args);
     };

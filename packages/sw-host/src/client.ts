@@ -18,7 +18,14 @@ export async function registerHomeserver(
 ): Promise<ServiceWorkerRegistration> {
   const sw = navigator.serviceWorker;
   if (!sw) throw new Error('Service Workers are not available here (they need https:// or http://localhost)');
-  const registration = await sw.register(scriptUrl, { scope: opts.scope ?? '/', updateViaCache: 'none' });
+  let registration: ServiceWorkerRegistration;
+  try {
+    registration = await sw.register(scriptUrl, { scope: opts.scope ?? '/', updateViaCache: 'none' });
+  } catch (e) {
+    // Offline with the server gone, an update check can fail; a worker already in charge still serves.
+    if (!sw.controller) throw e;
+    registration = await sw.ready;
+  }
   await sw.ready;
   if (!sw.controller) {
     const controlled = await Promise.race([

@@ -31,6 +31,12 @@ export interface SwHostOptions {
   log?: (message: string, error?: unknown) => void;
   /** Clock for the status figures (tests). */
   now?: () => number;
+  /**
+   * Start opening the homeserver as soon as the script has run, rather than at the first request: the
+   * browser starts a stopped worker for an event (almost always a /_matrix request), and the store opens
+   * while that event is being delivered. Default true.
+   */
+  eager?: boolean;
 }
 
 export interface SwHost {
@@ -85,6 +91,7 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
   const cacheName = CACHE_PREFIX + opts.version;
   const startId = randomId();
   const startedAt = now();
+  const scriptMs = performance.now();
   let startupMs = 0;
   let requests = 0;
   const base = scope.registration.scope;
@@ -157,7 +164,7 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
 
   async function status(): Promise<WorkerStatus> {
     const hs = await homeserver();
-    const s: WorkerStatus = { serverName: hs.serverName, version: opts.version, startId, startedAt, startupMs, requests };
+    const s: WorkerStatus = { serverName: hs.serverName, version: opts.version, startId, startedAt, scriptMs, startupMs, requests };
     const est = await scope.navigator?.storage?.estimate().catch(() => undefined);
     if (est) s.storage = { usage: est.usage ?? 0, quota: est.quota ?? 0 };
     return s;
@@ -209,6 +216,8 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
       ),
     );
   });
+
+  if (opts.eager ?? true) homeserver().catch(() => {}); // logged above; the next request tries again
 
   return { homeserver, status, cacheName };
 }

@@ -16,6 +16,8 @@ export interface WorkerStatus {
   startId: string;
   /** When this run of the worker started (ms since the epoch). */
   startedAt: number;
+  /** Milliseconds from the worker's start (its time origin) until its script had run (load + compile + evaluate). */
+  scriptMs: number;
   /** How long the homeserver took to open its IndexedDB store on this run (ms). */
   startupMs: number;
   /** `/_matrix` requests answered by this run. */

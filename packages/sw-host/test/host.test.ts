@@ -135,6 +135,7 @@ function host(env: ReturnType<typeof fakeScope>, over: Partial<SwHostOptions> = 
     precache: ['index.html', 'assets/app.js'],
     version: 'v2',
     log: (m) => void logged.push(m),
+    eager: false,
     ...over,
   });
   return { h, logged, get opened() { return opened; } };
@@ -184,6 +185,23 @@ describe('sw-host: routing', () => {
     expect((await json(unknown)).errcode).toBe('M_UNRECOGNIZED');
   });
 
+  it('by default starts opening the homeserver as soon as the script runs, still only once', async () => {
+    const env = fakeScope();
+    let opened = 0;
+    createSwHost(env.scope, {
+      openHomeserver: async () => {
+        opened++;
+        return createMemoryHomeserver();
+      },
+      precache: [],
+      version: 'v1',
+    });
+    expect(opened).toBe(1);
+    const r = await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/versions`));
+    expect(r!.status).toBe(200);
+    expect(opened).toBe(1);
+  });
+
   it('leaves cross-origin and non-GET requests outside /_matrix to the browser', async () => {
     const env = fakeScope();
     host(env);
@@ -224,6 +242,7 @@ describe('sw-host: routing', () => {
       },
       precache: [],
       version: 'v1',
+      eager: false,
     });
     await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/versions`));
     await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/versions`));

@@ -45,6 +45,11 @@ export function shortId(id: string): string {
   return `${id.slice(0, id.length - server.length)}${server.slice(0, 8)}…`;
 }
 
+/** An alias for display: `#name` when it is on our own server, else shortened. */
+export function displayAlias(alias: string, ownServer: string): string {
+  return serverOf(alias) === ownServer ? alias.slice(0, alias.length - ownServer.length - 1) : shortId(alias);
+}
+
 /** A stable hue for an id. */
 export function hueOf(id: string): number {
   let hash = 0;
@@ -60,7 +65,7 @@ export function initialOf(name: string): string {
 }
 
 export function formatTime(ts: number): string {
-  return new Date(ts).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  return new Date(ts).toLocaleTimeString(undefined, { hour: 'numeric', minute: '2-digit' });
 }
 
 export function formatDay(ts: number, now = Date.now()): string {

@@ -43,7 +43,7 @@ class ChatApp {
 
   async start(): Promise<void> {
     this.loading('Connecting to your homeserver…');
-    const hadSession = !!this.store.session;
+    const hadSession = !!this.store.activeSession;
     let session: StoredSession | null;
     try {
       session = await resumeSession(this.baseUrl, this.store);

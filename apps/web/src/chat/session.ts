@@ -10,16 +10,45 @@ import type { ChatStorage, StoredSession } from './storage.ts';
 
 const DEVICE_NAME = 'matrix-p2p web chat';
 
-// The SDK logs every sync at debug level: keep its warnings and errors only.
-(sdkGlobalLogger as unknown as { setLevel?(level: string): void }).setLevel?.('warn');
+
+/**
+ * Lines the SDK logs with any homeserver that say nothing useful here: its MatrixRTC manager sees a
+ * new room's state before the room is stored; it adds its own unstable push rules.
+ */
+const HARMLESS = [/Got room state event for unknown room/, /(Adding|Missing) default global (override|underride) push rule/];
+
+type LoglevelLogger = {
+  methodFactory?: (method: string, level: number, name: string | symbol) => (...args: unknown[]) => void;
+  rebuild?: () => void;
+};
+
+/**
+ * The SDK's root logger is a loglevel logger whose children copy its `methodFactory`: replace it with
+ * one that keeps warnings and errors (less the harmless ones) and drops the per-sync debug chatter.
+ */
+function quietRootLogger(): void {
+  const root = sdkGlobalLogger as unknown as LoglevelLogger;
+  const original = root.methodFactory;
+  if (!original || !root.rebuild) return;
+  root.methodFactory = (method, level, name) => {
+    if (method !== 'warn' && method !== 'error') return () => {};
+    const raw = original(method, level, name);
+    return function (this: unknown, ...args: unknown[]) {
+      if (!args.some((a) => typeof a === 'string' && HARMLESS.some((r) => r.test(a)))) raw.apply(this, args);
+    };
+  };
+  root.rebuild();
+}
+quietRootLogger();
 
 function quietLogger(prefix = '[matrix-js-sdk]'): Logger {
+  const pass = (args: unknown[]) => !args.some((a) => typeof a === 'string' && HARMLESS.some((r) => r.test(a)));
   return {
     trace() {},
     debug() {},
     info() {},
-    warn: (...args: unknown[]) => console.warn(prefix, ...args),
-    error: (...args: unknown[]) => console.error(prefix, ...args),
+    warn: (...args: unknown[]) => void (pass(args) && console.warn(prefix, ...args)),
+    error: (...args: unknown[]) => void (pass(args) && console.error(prefix, ...args)),
     getChild: (ns: string) => quietLogger(`${prefix} ${ns}`),
   };
 }
@@ -87,12 +116,10 @@ export async function registerAccount(baseUrl: string, store: ChatStorage, displ
       } as Parameters<MatrixClient['registerRequest']>[0]);
       if (!res.access_token || !res.device_id) throw new Error('The homeserver did not sign the new account in.');
       const session: StoredSession = { userId: res.user_id, deviceId: res.device_id, accessToken: res.access_token };
-      store.rememberAccount({ userId: res.user_id, username, password, displayName });
-      store.session = session;
+      store.saveSession(session, { username, password, displayName });
       // Set the display name (best effort: the account works without it).
       try {
-        const c = sessionClient(baseUrl, session);
-        await c.setDisplayName(displayName);
+        await sessionClient(baseUrl, session).setDisplayName(displayName);
       } catch (e) {
         console.warn('could not set the display name', e);
       }
@@ -117,33 +144,35 @@ export async function login(baseUrl: string, store: ChatStorage, username: strin
     initial_device_display_name: DEVICE_NAME,
   });
   const session: StoredSession = { userId: res.user_id, deviceId: res.device_id, accessToken: res.access_token };
-  const known = store.account(res.user_id);
-  store.rememberAccount({ userId: res.user_id, username: known?.username ?? localpartOf(res.user_id), password: known?.password ?? password });
-  store.session = session;
+  store.saveSession(session, { password });
   return session;
 }
 
-function localpartOf(userId: string): string {
-  return userId.replace(/^@/, '').replace(/:.*$/, '');
+/** Whether a session's token still works (network errors are thrown). */
+async function tokenWorks(baseUrl: string, s: StoredSession): Promise<boolean> {
+  try {
+    const who = await sessionClient(baseUrl, s).whoami();
+    return who.user_id === s.userId;
+  } catch (e) {
+    if (isUnknownToken(e)) return false;
+    throw e;
+  }
 }
 
 /**
- * Check a stored session. Returns it if the token works, a fresh one if the token was refused but the
- * stored password still works, or null if neither (the caller shows the sign-in screen).
- * Network errors are thrown.
+ * Sign in as a remembered account: its stored session if the token still works, else its stored
+ * password. Returns null if neither works (the account then needs its password typed).
  */
-export async function resumeSession(baseUrl: string, store: ChatStorage): Promise<StoredSession | null> {
-  const s = store.session;
-  if (!s) return null;
-  try {
-    const who = await sessionClient(baseUrl, s).whoami();
-    if (who.user_id !== s.userId) throw new Error('token belongs to another user');
-    return s;
-  } catch (e) {
-    if (!isUnknownToken(e) && !(e instanceof Error && e.message === 'token belongs to another user')) throw e;
+export async function continueAs(baseUrl: string, store: ChatStorage, userId: string): Promise<StoredSession | null> {
+  const s = store.sessionOf(userId);
+  if (s) {
+    if (await tokenWorks(baseUrl, s)) {
+      store.activate(userId);
+      return s;
+    }
+    store.dropSession(userId);
   }
-  store.session = null;
-  const acct = store.account(s.userId);
+  const acct = store.account(userId);
   if (acct?.password) {
     try {
       return await login(baseUrl, store, acct.username, acct.password);
@@ -154,14 +183,20 @@ export async function resumeSession(baseUrl: string, store: ChatStorage): Promis
   return null;
 }
 
+/** The session this tab should resume (see ChatStorage.activeSession), checked; null → sign-in screen. */
+export async function resumeSession(baseUrl: string, store: ChatStorage): Promise<StoredSession | null> {
+  const s = store.activeSession;
+  return s ? continueAs(baseUrl, store, s.userId) : null;
+}
+
 /** Log out (best effort on the server) and forget the session; the account stays in the known list. */
 export async function logout(client: MatrixClient, store: ChatStorage): Promise<void> {
+  const userId = client.getUserId();
   client.stopClient();
   try {
     await client.logout(true);
   } catch (e) {
     console.warn('logout request failed', e);
   }
-  store.session = null;
-  store.lastRoom = null;
+  if (userId) store.dropSession(userId);
 }

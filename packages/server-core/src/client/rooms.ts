@@ -89,7 +89,7 @@ export const roomEndpoints = [
     handler: async ({ hs, user, params, body }) => {
       const content: JsonObject = { redacts: params.eventId };
       if (body.reason !== undefined) content.reason = body.reason;
-      return { event_id: await hs.rooms.send(user.userId, user.deviceId, roomIdParam(params.roomId), 'm.room.redaction', content, `redact:${params.txnId}`) };
+      return { event_id: await hs.rooms.send(user.userId, user.deviceId, roomIdParam(params.roomId), 'm.room.redaction', content, params.txnId, `redact:${params.txnId}`) };
     },
   }),
   ...(['state/:eventType', 'state/:eventType/:stateKey'] as const).map((suffix) =>

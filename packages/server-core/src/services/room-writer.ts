@@ -28,6 +28,8 @@ export interface EventDraft {
   /** Room v1–10 `m.room.redaction` carry `redacts` at the top level. */
   redacts?: string;
   txn?: { userId: string; deviceId: string; txnId: string };
+  /** The idempotency key of the send, when it differs from the txnId clients see (redactions share the txnId space with a prefix). */
+  txnKey?: string;
   /** Extra `unsigned` fields on the stored PDU (e.g. invite_room_state), not signed. */
   unsigned?: JsonObject;
 }
@@ -148,7 +150,7 @@ export class RoomWriter {
     if (draft.stateKey !== undefined) stored.stateKey = draft.stateKey;
     if (draft.txn) {
       stored.txn = draft.txn;
-      this.batch.put('txns', { ...draft.txn, eventId });
+      this.batch.put('txns', { ...draft.txn, txnId: draft.txnKey ?? draft.txn.txnId, eventId });
     }
     const rel = draft.content['m.relates_to'];
     if (rel && typeof rel === 'object' && !Array.isArray(rel) && typeof (rel as JsonObject).event_id === 'string') {

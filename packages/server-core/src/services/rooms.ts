@@ -150,15 +150,15 @@ export class RoomService {
 
   // --- sending ---------------------------------------------------------------------------------------
   /** Send a message-like event, idempotently per (user, device, txnId). */
-  async send(userId: string, deviceId: string, roomId: string, type: string, content: JsonObject, txnId?: string): Promise<string> {
+  async send(userId: string, deviceId: string, roomId: string, type: string, content: JsonObject, txnId?: string, txnKey = txnId): Promise<string> {
     return this.hs.writeLock.run(async () => {
-      if (txnId !== undefined) {
-        const prior = await this.store.rooms.txn(userId, deviceId, txnId);
+      if (txnKey !== undefined) {
+        const prior = await this.store.rooms.txn(userId, deviceId, txnKey);
         if (prior) return prior.eventId;
       }
       const w = await RoomWriter.open(this.hs, roomId);
       await this.requireJoined(roomId, userId);
-      const draft: EventDraft = { type, sender: userId, content, txn: txnId !== undefined ? { userId, deviceId, txnId } : undefined };
+      const draft: EventDraft = { type, sender: userId, content, txn: txnId !== undefined ? { userId, deviceId, txnId } : undefined, txnKey };
       if (type === 'm.room.redaction') await this.prepareRedaction(w, userId, draft);
       const e = await this.append(w, draft);
       await w.commit();

@@ -5,9 +5,10 @@
  */
 import { h, setChildren } from '../dom.ts';
 import { shortId } from '../format.ts';
-import { errorMessage, login, registerAccount } from '../session.ts';
+import { continueAs, errorMessage, login, registerAccount } from '../session.ts';
 import type { ChatStorage, StoredSession } from '../storage.ts';
 import { avatar } from './avatar.ts';
+import { confirmDialog } from './dialogs.ts';
 
 export interface AuthDeps {
   baseUrl: string;
@@ -21,6 +22,7 @@ export function authView(deps: AuthDeps): HTMLElement {
   const card = h('div', { class: 'mxc-auth-card' });
   const root = h('div', { class: 'mxc-auth', testid: 'auth-screen' }, card);
   let mode: 'signup' | 'login' = 'signup';
+  let prefillUser = '';
 
   const error = h('p', { class: 'mxc-error', role: 'alert', testid: 'auth-error', hidden: true });
   const showError = (e: unknown) => {
@@ -45,7 +47,7 @@ export function authView(deps: AuthDeps): HTMLElement {
   };
 
   const render = () => {
-    const accounts = store.accounts.filter((a) => a.password);
+    const accounts = store.accounts;
     const nameInput = h('input', { type: 'text', id: 'mxc-signup-name', required: true, maxLength: 64, autocomplete: 'nickname', testid: 'signup-name', placeholder: 'e.g. Alice' });
     const signup = h(
       'form',
@@ -63,7 +65,7 @@ export function authView(deps: AuthDeps): HTMLElement {
       void run(signup, () => registerAccount(baseUrl, store, name));
     });
 
-    const userInput = h('input', { type: 'text', id: 'mxc-login-user', required: true, autocomplete: 'username', testid: 'login-username', autocapitalize: 'none', spellcheck: false });
+    const userInput = h('input', { type: 'text', id: 'mxc-login-user', required: true, autocomplete: 'username', testid: 'login-username', autocapitalize: 'none', spellcheck: false, value: prefillUser });
     const passInput = h('input', { type: 'password', id: 'mxc-login-pass', required: true, autocomplete: 'current-password', testid: 'login-password' });
     const loginForm = h(
       'form',
@@ -93,10 +95,20 @@ export function authView(deps: AuthDeps): HTMLElement {
                 avatar(a.userId, a.displayName ?? a.username),
                 h('span', { class: 'mxc-room-text' }, h('span', { class: 'mxc-room-name' }, a.displayName ?? a.username), h('span', { class: 'mxc-room-preview' }, shortId(a.userId))),
               );
-              cont.onclick = () => void run(item, () => login(baseUrl, store, a.username, a.password!));
+              cont.onclick = () =>
+                void run(item, async () => {
+                  const s = await continueAs(baseUrl, store, a.userId);
+                  if (s) return s;
+                  // Neither a live session nor a stored password that works: ask for the password.
+                  mode = 'login';
+                  prefillUser = a.username;
+                  render();
+                  throw new Error(`Enter the password for ${a.username}.`);
+                });
               const forget = h('button', { type: 'button', class: 'mxc-button mxc-button-quiet mxc-button-small', testid: 'account-forget', 'aria-label': `Forget ${a.displayName ?? a.username} on this device` }, 'Forget');
-              forget.onclick = () => {
-                if (!window.confirm(`Forget ${a.displayName ?? a.username} on this device? You will need the password to sign in again.`)) return;
+              forget.onclick = async () => {
+                const who = a.displayName ?? a.username;
+                if (!(await confirmDialog(root, `Forget ${who}?`, `This browser will no longer remember ${who}'s session and password. To sign in again you will need the username (${a.username}) and password.`, 'Forget', 'forget-confirm'))) return;
                 store.forgetAccount(a.userId);
                 render();
               };
@@ -123,7 +135,7 @@ export function authView(deps: AuthDeps): HTMLElement {
       error,
       switcher,
     );
-    (mode === 'signup' ? nameInput : userInput).focus();
+    (mode === 'signup' ? nameInput : prefillUser ? passInput : userInput).focus();
   };
   render();
   return root;

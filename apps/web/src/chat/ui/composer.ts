@@ -4,10 +4,12 @@
  * and sent as `m.image` / `m.file`. Drafts are kept per room; typing notifications are sent.
  */
 import { MsgType, type MatrixClient } from 'matrix-js-sdk';
+import type { RoomMessageEventContent } from 'matrix-js-sdk/lib/@types/events.js';
 import { h } from '../dom.ts';
 import { formatSize } from '../format.ts';
 import type { MediaCache } from '../media.ts';
 import { errorMessage } from '../session.ts';
+import { icon } from './icons.ts';
 
 export class Composer {
   readonly el: HTMLFormElement;
@@ -25,7 +27,7 @@ export class Composer {
   ) {
     this.input = h('textarea', { class: 'mxc-composer-input', rows: 1, placeholder: 'Message', 'aria-label': 'Message', testid: 'composer-input', enterKeyHint: 'send' });
     this.fileInput = h('input', { type: 'file', class: 'mxc-visually-hidden', multiple: true, testid: 'composer-file', id: `mxc-file-${Math.random().toString(36).slice(2)}`, tabindex: '-1', 'aria-hidden': 'true' });
-    const attach = h('button', { type: 'button', class: 'mxc-icon-button mxc-attach', 'aria-label': 'Attach an image or file', title: 'Attach an image or file', testid: 'composer-attach' }, '📎');
+    const attach = h('button', { type: 'button', class: 'mxc-icon-button mxc-attach', 'aria-label': 'Attach an image or file', title: 'Attach an image or file', testid: 'composer-attach' }, icon('attach', 20));
     attach.onclick = () => this.fileInput.click();
     this.status = h('div', { class: 'mxc-composer-status', role: 'status', 'aria-live': 'polite', testid: 'upload-status' });
     const send = h('button', { type: 'submit', class: 'mxc-button mxc-button-primary mxc-send', testid: 'composer-send' }, 'Send');
@@ -112,6 +114,7 @@ export class Composer {
     if (!roomId) return;
     const now = Date.now();
     if (on && now - this.typingSentAt < 3000) return;
+    if (!on && this.typingSentAt === 0) return; // nothing to take back
     this.typingSentAt = on ? now : 0;
     this.client.sendTyping(roomId, on, on ? 5000 : 0).catch(() => {});
   }
@@ -125,9 +128,9 @@ export class Composer {
     this.autosize();
     this.typing(false);
     const emote = /^\/me\s+/.exec(text);
-    const content = emote
-      ? { msgtype: MsgType.Emote, body: text.slice(emote[0].length) }
-      : { msgtype: MsgType.Text, body: text.startsWith('//') ? text.slice(1) : text };
+    const content = (
+      emote ? { msgtype: MsgType.Emote, body: text.slice(emote[0].length) } : { msgtype: MsgType.Text, body: text.startsWith('//') ? text.slice(1) : text }
+    ) as RoomMessageEventContent;
     try {
       // The SDK shows the message at once (local echo) and marks it if sending fails.
       await this.client.sendMessage(roomId, content);
@@ -162,7 +165,7 @@ export class Composer {
           body: file.name,
           url: content_uri,
           info,
-        } as Parameters<MatrixClient['sendMessage']>[1]);
+        } as RoomMessageEventContent);
         this.uploads--;
         if (!this.uploads) this.setStatus('');
       } catch (e) {

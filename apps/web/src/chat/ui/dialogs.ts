@@ -4,10 +4,11 @@
  */
 import { Preset, Visibility, type IPublicRoomsChunkRoom, type MatrixClient } from 'matrix-js-sdk';
 import { h, setChildren, type Child } from '../dom.ts';
-import { normalizeRoomRef, shortId } from '../format.ts';
+import { displayAlias, normalizeRoomRef, shortId } from '../format.ts';
 import { errorMessage } from '../session.ts';
 import type { ChatStorage } from '../storage.ts';
 import { avatar } from './avatar.ts';
+import { icon } from './icons.ts';
 
 export interface DialogContext {
   host: HTMLElement;
@@ -19,6 +20,8 @@ export interface DialogContext {
   /** The user changed their display name. */
   onProfileChanged(displayName: string): void;
   logout(): Promise<void>;
+  /** Go to the sign-in screen, keeping this account's session for later. */
+  switchAccount(): void;
 }
 
 interface Modal {
@@ -37,7 +40,7 @@ export function modal(host: HTMLElement, title: string, testid: string, body: (m
       'div',
       { class: 'mxc-dialog-head' },
       h('h2', { id: titleId }, title),
-      h('button', { type: 'button', class: 'mxc-icon-button', 'aria-label': 'Close', testid: 'dialog-close', onclick: () => m.close() }, '✕'),
+      h('button', { type: 'button', class: 'mxc-icon-button', 'aria-label': 'Close', testid: 'dialog-close', onclick: () => m.close() }, icon('close')),
     ),
     body(m),
   );
@@ -167,7 +170,7 @@ export function directoryDialog(ctx: DialogContext): void {
 
   const row = (r: IPublicRoomsChunkRoom, close: () => void): HTMLElement => {
     const joined = ctx.client.getRoom(r.room_id)?.getMyMembership() === 'join';
-    const title = r.name || r.canonical_alias || r.room_id;
+    const title = r.name || (r.canonical_alias ? displayAlias(r.canonical_alias, ctx.serverName) : r.room_id);
     const button = h('button', { type: 'button', class: `mxc-button${joined ? '' : ' mxc-button-primary'}`, testid: 'directory-join' }, joined ? 'Open' : 'Join');
     button.onclick = async () => {
       button.disabled = true;
@@ -188,7 +191,7 @@ export function directoryDialog(ctx: DialogContext): void {
         'div',
         { class: 'mxc-directory-text' },
         h('div', { class: 'mxc-directory-name' }, title),
-        r.canonical_alias && r.name ? h('div', { class: 'mxc-muted mxc-small' }, r.canonical_alias) : null,
+        r.canonical_alias && r.name ? h('div', { class: 'mxc-muted mxc-small', title: r.canonical_alias }, displayAlias(r.canonical_alias, ctx.serverName)) : null,
         r.topic ? h('div', { class: 'mxc-directory-topic' }, r.topic) : null,
         h('div', { class: 'mxc-muted mxc-small' }, `${r.num_joined_members} member${r.num_joined_members === 1 ? '' : 's'}`),
       ),
@@ -260,11 +263,16 @@ export function profileDialog(ctx: DialogContext, currentName: string): void {
     reveal.setAttribute('aria-pressed', String(show));
   };
   const logoutButton = h('button', { type: 'button', class: 'mxc-button mxc-button-danger', testid: 'logout' }, 'Log out');
+  const switchButton = h('button', { type: 'button', class: 'mxc-button', testid: 'switch-account' }, 'Switch account');
   modal(ctx.host, 'Your profile', 'profile-dialog', (m) => {
     logoutButton.onclick = async () => {
       logoutButton.disabled = true;
       m.close();
       await ctx.logout();
+    };
+    switchButton.onclick = () => {
+      m.close();
+      ctx.switchAccount();
     };
     return h(
       'div',
@@ -293,7 +301,7 @@ export function profileDialog(ctx: DialogContext, currentName: string): void {
         h('div', { class: 'mxc-field' }, h('span', { class: 'mxc-label' }, 'Username'), h('code', { testid: 'profile-username' }, acct?.username ?? userId.replace(/^@|:.*$/g, ''))),
         acct?.password ? h('div', { class: 'mxc-field' }, h('label', { for: 'mxc-profile-password' }, 'Password'), h('div', { class: 'mxc-row' }, Object.assign(password, { id: 'mxc-profile-password' }), reveal)) : null,
       ),
-      h('div', { class: 'mxc-form-actions' }, logoutButton),
+      h('div', { class: 'mxc-form-actions' }, switchButton, logoutButton),
     );
   });
 }

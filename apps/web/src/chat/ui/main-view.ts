@@ -15,7 +15,7 @@ import {
   type Room,
 } from 'matrix-js-sdk';
 import { batched, h, reconcile, setChildren } from '../dom.ts';
-import { localpart, serverOf, shortId } from '../format.ts';
+import { displayAlias, localpart, serverOf, shortId } from '../format.ts';
 import type { MediaCache } from '../media.ts';
 import { errorMessage } from '../session.ts';
 import type { ChatStorage } from '../storage.ts';
@@ -23,7 +23,8 @@ import { avatar } from './avatar.ts';
 import { Composer } from './composer.ts';
 import { confirmDialog, createRoomDialog, directoryDialog, imageViewer, joinRoomDialog, profileDialog, type DialogContext } from './dialogs.ts';
 import { MembersPanel } from './members.ts';
-import { isShownEvent, previewOf, TimelineView } from './timeline.ts';
+import { isShownEvent, nameOf, previewOf, TimelineView } from './timeline.ts';
+import { icon } from './icons.ts';
 
 export interface MainDeps {
   /** The chat root (dialogs are appended here). */
@@ -31,7 +32,7 @@ export interface MainDeps {
   client: MatrixClient;
   store: ChatStorage;
   media: MediaCache;
-  /** Called after logout, or when the server ended the session. */
+  /** Called after logout, account switch, or when the server ended the session. */
   onSignedOut(message?: string): void;
 }
 
@@ -45,6 +46,8 @@ export class MainView {
   private myName: string;
   private readonly meEl: HTMLElement;
   private readonly syncStatus: HTMLElement;
+  private readonly toastEl: HTMLElement;
+  private toastTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly inviteSection: HTMLElement;
   private readonly inviteList: HTMLUListElement;
   private readonly roomList: HTMLUListElement;
@@ -72,6 +75,7 @@ export class MainView {
 
     this.meEl = h('div', { class: 'mxc-me' });
     this.syncStatus = h('div', { class: 'mxc-sync-status', role: 'status', testid: 'sync-status', hidden: true });
+    this.toastEl = h('div', { class: 'mxc-toast', role: 'alert', testid: 'chat-toast', hidden: true });
     this.inviteList = h('ul', { class: 'mxc-room-list', testid: 'invite-list', 'aria-labelledby': 'mxc-invites-title' });
     this.inviteSection = h('section', { class: 'mxc-room-section', hidden: true }, h('h2', { class: 'mxc-section-title', id: 'mxc-invites-title' }, 'Invites'), this.inviteList);
     this.roomList = h('ul', { class: 'mxc-room-list', testid: 'room-list', 'aria-labelledby': 'mxc-rooms-title' });
@@ -104,7 +108,7 @@ export class MainView {
     this.body = h('div', { class: 'mxc-room-body' });
     this.pane = h('section', { class: 'mxc-room', testid: 'room-view', 'aria-label': 'Room' }, this.header, this.body);
     this.composer.acceptDrop(this.pane);
-    this.el = h('div', { class: 'mxc-main', testid: 'chat-main' }, sidebar, this.pane, this.members.el);
+    this.el = h('div', { class: 'mxc-main', testid: 'chat-main' }, sidebar, this.pane, this.members.el, this.toastEl);
   }
 
   private dialogContext(): DialogContext {
@@ -119,6 +123,11 @@ export class MainView {
         this.render();
       },
       logout: () => this.logout(),
+      switchAccount: () => {
+        this.destroy();
+        this.deps.store.deactivate();
+        this.deps.onSignedOut();
+      },
     };
   }
 
@@ -145,6 +154,7 @@ export class MainView {
     }) as never);
     on(HttpApiEvent.SessionLoggedOut, (() => {
       this.destroy();
+      this.deps.store.dropSession(this.me);
       this.deps.onSignedOut('Your session has ended. Please sign in again.');
     }) as never);
     const onVisible = () => {
@@ -178,7 +188,7 @@ export class MainView {
 
   private pickInitialRoom(): void {
     if (this.selected) return;
-    const last = this.deps.store.lastRoom;
+    const last = this.deps.store.lastRoom(this.me);
     const room = last ? this.client.getRoom(last) : null;
     if (room && (room.getMyMembership() === 'join' || room.getMyMembership() === 'invite')) {
       this.select(room.roomId, false);
@@ -193,7 +203,7 @@ export class MainView {
   /** Open a room (or none). */
   select(roomId: string | null, focus = true): void {
     this.selected = roomId;
-    this.deps.store.lastRoom = roomId;
+    this.deps.store.setLastRoom(this.me, roomId);
     this.renderNow();
     if (roomId && focus) this.composer.focus();
   }
@@ -203,6 +213,14 @@ export class MainView {
     const { logout } = await import('../session.ts');
     await logout(this.client, this.deps.store);
     this.deps.onSignedOut();
+  }
+
+  /** A short message at the bottom of the screen (errors of one-click actions). */
+  private toast(text: string): void {
+    clearTimeout(this.toastTimer);
+    this.toastEl.textContent = text;
+    this.toastEl.hidden = false;
+    this.toastTimer = setTimeout(() => (this.toastEl.hidden = true), 6000);
   }
 
   private toggleMembers(open = !this.membersOpen): void {
@@ -277,7 +295,7 @@ export class MainView {
         { type: 'button', class: 'mxc-me-button', testid: 'open-profile', 'aria-label': `Profile and settings for ${this.myName}` },
         avatar(this.me, this.myName),
         h('span', { class: 'mxc-me-text' }, h('span', { class: 'mxc-me-name', testid: 'my-name' }, this.myName), h('span', { class: 'mxc-muted mxc-small', testid: 'my-user-id', title: this.me }, shortId(this.me))),
-        h('span', { class: 'mxc-me-gear', 'aria-hidden': 'true' }, '⚙'),
+        h('span', { class: 'mxc-me-gear' }, icon('settings')),
       ),
     );
     (this.meEl.firstElementChild as HTMLButtonElement).onclick = () => profileDialog(this.dialogContext(), this.myName);
@@ -314,7 +332,7 @@ export class MainView {
 
   private inviteRow(room: Room): { sig: string; build: () => HTMLElement } {
     const inviter = room.getMember(this.me)?.events.member?.getSender();
-    const inviterName = inviter ? (room.getMember(inviter)?.name ?? shortId(inviter)) : 'Someone';
+    const inviterName = nameOf(room, inviter);
     const sig = [room.name, inviterName, room.roomId === this.selected].join('|');
     const build = () => {
       const accept = h('button', { type: 'button', class: 'mxc-button mxc-button-primary mxc-button-small', testid: 'invite-accept' }, 'Accept');
@@ -343,7 +361,7 @@ export class MainView {
       this.select(roomId);
     } catch (e) {
       if (button) button.disabled = false;
-      window.alert(`Could not join: ${errorMessage(e)}`);
+      this.toast(`Could not join: ${errorMessage(e)}`);
     }
   }
 
@@ -354,7 +372,7 @@ export class MainView {
       if (this.selected === roomId) this.select(null);
     } catch (e) {
       if (button) button.disabled = false;
-      window.alert(`Could not decline: ${errorMessage(e)}`);
+      this.toast(`Could not decline: ${errorMessage(e)}`);
     }
   }
 
@@ -379,7 +397,7 @@ export class MainView {
     const room = this.selected ? this.client.getRoom(this.selected) : null;
     const membership = room?.getMyMembership();
     const back = narrow
-      ? h('button', { type: 'button', class: 'mxc-icon-button mxc-back', 'aria-label': 'Back to rooms', testid: 'back-to-rooms', onclick: () => this.select(null) }, '←')
+      ? h('button', { type: 'button', class: 'mxc-icon-button mxc-back', 'aria-label': 'Back to rooms', testid: 'back-to-rooms', onclick: () => this.select(null) }, icon('back'))
       : null;
 
     if (!this.selected) {
@@ -410,7 +428,7 @@ export class MainView {
     }
     if (membership === 'invite') {
       const inviter = room.getMember(this.me)?.events.member?.getSender();
-      const inviterName = inviter ? (room.getMember(inviter)?.name ?? shortId(inviter)) : 'Someone';
+      const inviterName = nameOf(room, inviter);
       this.setPaneMode(`invite:${room.roomId}:${room.name}:${inviterName}`, () => {
         setChildren(this.header, back, h('div', { class: 'mxc-room-title' }, h('h1', { testid: 'room-name' }, room.name)));
         const accept = h('button', { type: 'button', class: 'mxc-button mxc-button-primary', testid: 'invite-preview-accept' }, 'Accept');
@@ -458,7 +476,7 @@ export class MainView {
     const sig = [room.roomId, room.name, topic, alias, count, this.membersOpen, !!back].join('|');
     if (this.header.dataset.sig === sig) return;
     this.header.dataset.sig = sig;
-    const leave = h('button', { type: 'button', class: 'mxc-button mxc-button-quiet', testid: 'leave-room' }, 'Leave');
+    const leave = h('button', { type: 'button', class: 'mxc-button mxc-button-quiet', testid: 'leave-room' }, icon('leave', 16), 'Leave');
     leave.onclick = async () => {
       if (!(await confirmDialog(this.deps.host, `Leave ${room.name}?`, 'You can rejoin a public room later; a private room needs a new invite.', 'Leave', 'leave-confirm'))) return;
       leave.disabled = true;
@@ -467,7 +485,7 @@ export class MainView {
         this.select(null);
       } catch (e) {
         leave.disabled = false;
-        window.alert(`Could not leave: ${errorMessage(e)}`);
+        this.toast(`Could not leave: ${errorMessage(e)}`);
       }
     };
     setChildren(
@@ -478,10 +496,10 @@ export class MainView {
         'div',
         { class: 'mxc-room-title' },
         h('h1', { testid: 'room-name' }, room.name),
-        topic || alias ? h('p', { class: 'mxc-room-topic', testid: 'room-topic' }, [alias ? h('code', { testid: 'room-alias' }, shortId(alias)) : null, alias && topic ? ' · ' : null, topic ?? null]) : null,
+        topic || alias ? h('p', { class: 'mxc-room-topic', testid: 'room-topic' }, [alias ? h('code', { testid: 'room-alias', title: alias }, displayAlias(alias, this.serverName)) : null, alias && topic ? ' · ' : null, topic ?? null]) : null,
       ),
       h('div', { class: 'mxc-room-actions' },
-        h('button', { type: 'button', class: 'mxc-button mxc-button-quiet', testid: 'toggle-members', 'aria-pressed': String(this.membersOpen), 'aria-label': `Members (${count})`, onclick: () => this.toggleMembers() }, `👥 ${count}`),
+        h('button', { type: 'button', class: 'mxc-button mxc-button-quiet', testid: 'toggle-members', 'aria-pressed': String(this.membersOpen), 'aria-label': `Members (${count})`, onclick: () => this.toggleMembers() }, icon('users'), String(count)),
         leave,
       ),
     );

@@ -4,6 +4,7 @@ import { h, reconcile, setChildren } from '../dom.ts';
 import { normalizeUserRef, shortId } from '../format.ts';
 import { errorMessage } from '../session.ts';
 import { avatar } from './avatar.ts';
+import { icon } from './icons.ts';
 
 export class MembersPanel {
   readonly el: HTMLElement;
@@ -25,7 +26,7 @@ export class MembersPanel {
     this.joined = h('ul', { class: 'mxc-member-list', testid: 'member-list', 'aria-labelledby': 'mxc-members-title' });
     this.invitedHead = h('h3', { class: 'mxc-section-title' }, 'Invited');
     this.invited = h('ul', { class: 'mxc-member-list', testid: 'invited-list', 'aria-label': 'Invited' });
-    this.inviteInput = h('input', { type: 'text', autocomplete: 'off', placeholder: '@user:server or username', testid: 'invite-user-input', id: 'mxc-invite-user' });
+    this.inviteInput = h('input', { type: 'text', autocomplete: 'off', placeholder: 'Username or user ID', testid: 'invite-user-input', id: 'mxc-invite-user' });
     this.inviteStatus = h('p', { class: 'mxc-hint', role: 'status', testid: 'invite-user-status' });
     this.inviteForm = h(
       'form',
@@ -41,7 +42,7 @@ export class MembersPanel {
     this.el = h(
       'aside',
       { class: 'mxc-members', testid: 'member-panel', 'aria-labelledby': 'mxc-members-title' },
-      h('div', { class: 'mxc-panel-head' }, this.title, h('button', { type: 'button', class: 'mxc-icon-button', 'aria-label': 'Close member list', testid: 'close-members', onclick: onClose }, '✕')),
+      h('div', { class: 'mxc-panel-head' }, this.title, h('button', { type: 'button', class: 'mxc-icon-button', 'aria-label': 'Close member list', testid: 'close-members', onclick: onClose }, icon('close'))),
       this.inviteForm,
       this.joined,
       this.invitedHead,

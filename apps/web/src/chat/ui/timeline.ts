@@ -16,6 +16,7 @@ import { h, reconcile, setChildren, type Child } from '../dom.ts';
 import { formatDay, formatSize, formatTime, shortId, URL_RE } from '../format.ts';
 import type { MediaCache } from '../media.ts';
 import { avatar } from './avatar.ts';
+import { icon } from './icons.ts';
 
 const GROUP_MS = 5 * 60_000;
 const PAGE = 30;
@@ -63,14 +64,18 @@ function linkify(text: string): Child[] {
   return out;
 }
 
-function nameOf(room: Room, userId: string | undefined, fallback?: string): string {
+/** A member's name, or their shortened id when they have no display name. */
+export function nameOf(room: Room, userId: string | undefined, fallback?: string): string {
   if (!userId) return fallback ?? 'Someone';
-  return room.getMember(userId)?.name ?? fallback ?? shortId(userId);
+  const name = room.getMember(userId)?.name;
+  return name && name !== userId ? name : (fallback ?? shortId(userId));
 }
 
 /** A sentence for a state event. */
 export function describeState(room: Room, ev: MatrixEvent): string {
-  const sender = ev.sender?.name ?? nameOf(room, ev.getSender());
+  const senderId = ev.getSender();
+  // The sender's name then, or now if they had none then (e.g. the room's creator before joining).
+  const sender = ev.sender && ev.sender.name !== senderId ? ev.sender.name : nameOf(room, senderId);
   const c = ev.getContent();
   const prev = ev.getPrevContent();
   switch (ev.getType()) {
@@ -82,7 +87,7 @@ export function describeState(room: Room, ev: MatrixEvent): string {
       return c.topic ? `${sender} set the topic: ${c.topic}` : `${sender} removed the topic`;
     case EventType.RoomMember: {
       const targetId = ev.getStateKey() ?? '';
-      const target = (c.displayname as string | undefined) ?? ev.target?.name ?? nameOf(room, targetId);
+      const target = (c.displayname as string | undefined) ?? (ev.target && ev.target.name !== targetId ? ev.target.name : nameOf(room, targetId));
       const was = prev.membership as string | undefined;
       const self = ev.getSender() === targetId;
       const reason = c.reason ? `: ${c.reason}` : '';
@@ -257,11 +262,14 @@ export class TimelineView {
     let anchor: HTMLElement | null = null;
     let anchorOffset = 0;
     if (!wasAtBottom) {
-      const top = this.el.scrollTop;
+      const top = this.el.getBoundingClientRect().top;
+      // (Day separators are reused when older events of the same day arrive above them: skip them.)
       for (const c of Array.from(this.list.children) as HTMLElement[]) {
-        if (c.offsetTop + c.offsetHeight > top) {
+        if (c.classList.contains('mxc-day')) continue;
+        const r = c.getBoundingClientRect();
+        if (r.bottom > top) {
           anchor = c;
-          anchorOffset = c.offsetTop - top;
+          anchorOffset = r.top - top;
           break;
         }
       }
@@ -287,7 +295,11 @@ export class TimelineView {
       },
     );
     if (wasAtBottom) this.scrollToBottom();
-    else if (anchor && anchor.isConnected) this.el.scrollTop = anchor.offsetTop - anchorOffset;
+    else if (anchor) {
+      // The anchor's element may have been replaced (e.g. it became a continuation): find it by key.
+      const now = anchor.isConnected ? anchor : this.list.querySelector<HTMLElement>(`:scope > [data-key="${anchor.dataset.key}"]`);
+      if (now) this.el.scrollTop += now.getBoundingClientRect().top - this.el.getBoundingClientRect().top - anchorOffset;
+    }
     if (this.atBottom()) this.deps.onAtBottom();
     // Not enough to scroll: fetch more history so scroll-up can work.
     if (this.el.scrollHeight <= this.el.clientHeight + 8 && this.canPaginate() && !this.paginating && !this.paginateError) {
@@ -412,7 +424,7 @@ export class TimelineView {
 
   private renderFile(mxc: string, name: string, info: ImageInfo | undefined): HTMLElement {
     const label = `${name || 'file'}${info?.size ? ` (${formatSize(info.size)})` : ''}`;
-    const button = h('button', { type: 'button', class: 'mxc-file', testid: 'message-file' }, '📄 ', label);
+    const button = h('button', { type: 'button', class: 'mxc-file', testid: 'message-file' }, icon('file', 16), label);
     button.onclick = async () => {
       button.disabled = true;
       try {

@@ -1,0 +1,104 @@
+/**
+ * Bench page (packages/sw-host/bench/sw.bench.ts): the same homeserver run directly in the page, over
+ * MemoryEngine and over the real IndexedDB engine, without the worker in between. Splitting the local
+ * echo this way shows what the worker adds and what the store costs.
+ */
+import { createHomeserver, MemoryEngine, MIGRATIONS, type Homeserver } from '../../packages/server-core/src/index.ts';
+import { openIdbEngine } from '../../packages/store-idb/src/index.ts';
+
+async function call(hs: Homeserver, method: string, path: string, token?: string, body?: unknown): Promise<any> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const r = await hs.handle(new Request(`${location.origin}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }));
+  return r.json();
+}
+
+export interface CoreEcho {
+  echoes: number[];
+  sends: number[];
+  /** An incremental /sync (timeout 0) over one new event, not waiting. */
+  syncs: number[];
+  idbGet: number[];
+  /** Engine transactions per PUT send and per incremental sync (averages). */
+  transactions: { send: { read: number; write: number }; sync: { read: number; write: number } };
+}
+
+async function echo(kind: 'memory' | 'idb' | 'idb-relaxed', n: number): Promise<CoreEcho> {
+  const name = `bench-${kind}-${Date.now()}`;
+  const inner =
+    kind === 'memory'
+      ? new MemoryEngine(MIGRATIONS)
+      : await openIdbEngine({ name, migrations: MIGRATIONS, durability: kind === 'idb-relaxed' ? 'relaxed' : undefined });
+  // Count the engine's transactions (each IndexedDB transaction is a round trip to the browser's storage).
+  const counts = { read: 0, write: 0 };
+  const engine = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (prop === 'read' || prop === 'write') {
+        return (...args: unknown[]) => {
+          counts[prop]++;
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const hs = await createHomeserver({ engine, log: () => {} });
+  const first = await call(hs, 'POST', '/_matrix/client/v3/register', undefined, { username: 'u', password: 'p' });
+  const reg = await call(hs, 'POST', '/_matrix/client/v3/register', undefined, { username: 'u', password: 'p', auth: { type: 'm.login.dummy', session: first.session } });
+  const token = reg.access_token as string;
+  const { room_id: roomId } = await call(hs, 'POST', '/_matrix/client/v3/createRoom', token, {});
+  let since = (await call(hs, 'GET', '/_matrix/client/v3/sync?timeout=0', token)).next_batch as string;
+  const echoes: number[] = [];
+  const sends: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const pending = call(hs, 'GET', `/_matrix/client/v3/sync?since=${since}&timeout=30000`, token);
+    await new Promise((r) => setTimeout(r, 5));
+    const t0 = performance.now();
+    let at = 0;
+    const got = pending.then((b) => ((at = performance.now()), b));
+    await call(hs, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t${i}`, token, { msgtype: 'm.text', body: `echo ${i}` });
+    sends.push(performance.now() - t0);
+    since = (await got).next_batch;
+    echoes.push(at - t0);
+  }
+  const syncs: number[] = [];
+  const perSend = { read: 0, write: 0 };
+  const perSync = { read: 0, write: 0 };
+  for (let i = 0; i < n; i++) {
+    const c0 = { ...counts };
+    await call(hs, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/s${i}`, token, { msgtype: 'm.text', body: `sync ${i}` });
+    const c1 = { ...counts };
+    const t0 = performance.now();
+    since = (await call(hs, 'GET', `/_matrix/client/v3/sync?since=${since}&timeout=0`, token)).next_batch;
+    syncs.push(performance.now() - t0);
+    perSend.read += c1.read - c0.read;
+    perSend.write += c1.write - c0.write;
+    perSync.read += counts.read - c1.read;
+    perSync.write += counts.write - c1.write;
+  }
+  const transactions = {
+    send: { read: perSend.read / n, write: perSend.write / n },
+    sync: { read: perSync.read / n, write: perSync.write / n },
+  };
+  // The cost of one IndexedDB read transaction with one get (the unit a store read pays).
+  const idbGet: number[] = [];
+  if (kind !== 'memory') {
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now();
+      await engine.read((tx) => tx.get('meta', 'stream'));
+      idbGet.push(performance.now() - t);
+    }
+  }
+  await hs.stop();
+  if (kind !== 'memory') indexedDB.deleteDatabase(name);
+  return { echoes, sends, syncs, idbGet, transactions };
+}
+
+declare global {
+  interface Window {
+    benchCoreEcho: (kind: 'memory' | 'idb' | 'idb-relaxed', n: number) => Promise<CoreEcho>;
+  }
+}
+window.benchCoreEcho = echo;
+document.getElementById('out')!.textContent = 'ready';

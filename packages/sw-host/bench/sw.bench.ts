@@ -1,0 +1,205 @@
+/**
+ * The homeserver worker, measured in Chromium (real worker, real IndexedDB), inside a loopback-only
+ * network namespace (re-executes itself under scripts/netns.sh):
+ *
+ *   - worker bundle size, gzip (budget 200 KB: exit 1 when over);
+ *   - cold start: worker stopped via CDP → first `/_matrix/client/versions` answered (goal ≤ 30 ms);
+ *   - local echo: PUT send → the sender's pending long-poll `/sync` returns it (goal ≤ 5 ms p50);
+ *   - first incremental `/sync` after a restart with 10,000 stored events (goal ≤ 100 ms).
+ *
+ *   npm run bench -- sw-host           (BENCH_EVENTS=2000 for a quicker run)
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { chromium, type Page } from '@playwright/test';
+import { buildTestPages, ensureWebBuild } from '../../../scripts/build-web.mjs';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../../e2e/playwright.config.ts';
+import { createRoom, openApp, register, ROOT, send, startServer, stopWorkers, sync, workerStatus } from '../../../e2e/fixtures.ts';
+
+if (process.env.MATRIX_P2P_NETNS !== '1') {
+  const self = fileURLToPath(import.meta.url);
+  const r = spawnSync(join(ROOT, 'scripts/netns.sh'), [join(ROOT, 'node_modules/.bin/tsx'), self], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
+const BUDGET = 200 * 1024;
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
+
+function stats(xs: number[]) {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  return { n: s.length, min: s[0], p50: q(0.5), p90: q(0.9), max: s[s.length - 1] };
+}
+const ms = (x: number) => `${x.toFixed(2)} ms`;
+function line(label: string, xs: number[], goal?: { p50?: number; max?: number }) {
+  const s = stats(xs);
+  const verdict = goal?.p50 !== undefined ? (s.p50 <= goal.p50 ? ` (goal p50 ≤ ${goal.p50} ms: met)` : ` (goal p50 ≤ ${goal.p50} ms: MISSED)`) : '';
+  console.log(`${label.padEnd(58)} p50 ${ms(s.p50)}  p90 ${ms(s.p90)}  min ${ms(s.min)}  max ${ms(s.max)}  n=${s.n}${verdict}`);
+  return s;
+}
+
+// 1. Size.
+ensureWebBuild({ quiet: true });
+buildTestPages({ quiet: true });
+const code = readFileSync(join(ROOT, 'dist/web/sw.js'));
+const gz = gzipSync(code, { level: 9 }).byteLength;
+console.log(`sw.js: ${(code.byteLength / 1024).toFixed(1)} KB minified, ${(gz / 1024).toFixed(1)} KB gzip (budget ${BUDGET / 1024} KB: ${gz <= BUDGET ? 'within' : 'OVER'})`);
+
+const server = await startServer();
+const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+let exit = gz <= BUDGET ? 0 : 1;
+try {
+  const context = await browser.newContext();
+  // tsx compiles this file with esbuild's keepNames: functions inside page.evaluate call its `__name`.
+  await context.addInitScript('globalThis.__name = (f) => f');
+  const page = await openApp(context, server.url);
+  const alice = await register(page, 'alice');
+  const roomId = await createRoom(page, alice, { name: 'bench' });
+  await send(page, alice, roomId, 'warm-up');
+
+  const timeVersions = (p: Page) =>
+    p.evaluate(async () => {
+      const t0 = performance.now();
+      const r = await fetch('/_matrix/client/versions');
+      await r.json();
+      return performance.now() - t0;
+    });
+
+  // 2. Cold start.
+  const cold: number[] = [];
+  const storeOpen: number[] = [];
+  const script: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    await stopWorkers(page);
+    cold.push(await timeVersions(page));
+    const st = await workerStatus(page);
+    storeOpen.push(st.startupMs);
+    script.push(st.scriptMs);
+  }
+  const warm: number[] = [];
+  for (let i = 0; i < 50; i++) warm.push(await timeVersions(page));
+  line('cold start: worker stopped → /versions answered', cold, { p50: 30 });
+  line('  worker time origin → its script has run', script);
+  line('  opening the IndexedDB store + homeserver', storeOpen);
+  line('warm /versions round trip through the worker', warm);
+
+  // 3. Local echo: the sender's long-poll /sync returns its own event.
+  const echo = await page.evaluate(
+    async ({ token, roomId, n }) => {
+      const auth = { authorization: `Bearer ${token}` };
+      const syncOnce = async (since?: string, timeout = 0) => {
+        const q = new URLSearchParams({ timeout: String(timeout) });
+        if (since) q.set('since', since);
+        return (await (await fetch(`/_matrix/client/v3/sync?${q}`, { headers: auth })).json()) as { next_batch: string; rooms?: { join?: Record<string, { timeline: { events: Array<{ unsigned?: { transaction_id?: string } }> } }> } };
+      };
+      let since = (await syncOnce()).next_batch;
+      const echoes: number[] = [];
+      const sends: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const txn = `echo-${Date.now()}-${i}`;
+        const pending = syncOnce(since, 30_000);
+        await new Promise((r) => setTimeout(r, 15)); // the long-poll is waiting in the worker
+        const t0 = performance.now();
+        let echoedAt = 0;
+        const got = pending.then((b) => ((echoedAt = performance.now()), b));
+        await fetch(`/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txn}`, {
+          method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ msgtype: 'm.text', body: `echo ${i}` }),
+        });
+        sends.push(performance.now() - t0);
+        const body = await got;
+        const events = body.rooms?.join?.[roomId]?.timeline.events ?? [];
+        if (!events.some((e) => e.unsigned?.transaction_id === txn)) throw new Error('the long-poll returned without the echo');
+        echoes.push(echoedAt - t0);
+        since = body.next_batch;
+      }
+      return { echoes, sends };
+    },
+    { token: alice.token, roomId, n: 100 },
+  );
+  line('local echo: send → sender long-poll /sync returns it', echo.echoes, { p50: 5 });
+  line('  PUT send round trip', echo.sends);
+
+  // The same echo with the homeserver in a page, no worker in between: over memory, over IndexedDB.
+  const direct = await context.newPage();
+  await direct.goto(`${server.url}/__e2e/bench.html`);
+  await direct.waitForFunction(() => typeof window.benchCoreEcho === 'function');
+  const mem = await direct.evaluate(() => window.benchCoreEcho('memory', 100));
+  const idb = await direct.evaluate(() => window.benchCoreEcho('idb', 100));
+  const relaxed = await direct.evaluate(() => window.benchCoreEcho('idb-relaxed', 100));
+  await direct.close();
+  line('  in a page, no worker, MemoryEngine: echo', mem.echoes);
+  line('  in a page, no worker, MemoryEngine: send', mem.sends);
+  line('  in a page, no worker, MemoryEngine: incremental sync, 1 new', mem.syncs);
+  line('  in a page, no worker, IndexedDB: echo', idb.echoes);
+  line('  in a page, no worker, IndexedDB: send', idb.sends);
+  line('  in a page, no worker, IndexedDB: incremental sync, 1 new', idb.syncs);
+  line("  in a page, no worker, IndexedDB 'relaxed': echo", relaxed.echoes);
+  line('  one IndexedDB read transaction (one get)', idb.idbGet);
+  const tx = idb.transactions;
+  console.log(`  store transactions: per PUT send ${tx.send.read.toFixed(1)} read + ${tx.send.write.toFixed(1)} write; per incremental sync ${tx.sync.read.toFixed(1)} read + ${tx.sync.write.toFixed(1)} write`);
+
+  // 4. 10,000 stored events, then the first incremental sync after a restart.
+  const t0 = Date.now();
+  await page.evaluate(
+    async ({ token, roomId, total }) => {
+      let next = 0;
+      const worker = async () => {
+        while (next < total) {
+          const i = next++;
+          const r = await fetch(`/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/fill-${i}`, {
+            method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ msgtype: 'm.text', body: `message ${i}` }),
+          });
+          if (r.status !== 200) throw new Error(`send ${i}: HTTP ${r.status}`);
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+    },
+    { token: alice.token, roomId, total: EVENTS },
+  );
+  const fillS = (Date.now() - t0) / 1000;
+  console.log(`stored ${EVENTS} more events in ${fillS.toFixed(1)} s (${(EVENTS / fillS).toFixed(0)} sends/s through the worker)`);
+  const caughtUp = await sync(page, alice);
+  const afterRestart: number[] = [];
+  const withNews: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    // Nothing new since the token.
+    await stopWorkers(page);
+    afterRestart.push(
+      await page.evaluate(async ({ token, since }) => {
+        const t = performance.now();
+        const r = await fetch(`/_matrix/client/v3/sync?since=${encodeURIComponent(since)}&timeout=0`, { headers: { authorization: `Bearer ${token}` } });
+        await r.json();
+        return performance.now() - t;
+      }, { token: alice.token, since: caughtUp.next_batch }),
+    );
+  }
+  // One new event since the token (written by the worker's previous run).
+  for (let i = 0; i < 10; i++) {
+    const before = await sync(page, alice, caughtUp.next_batch);
+    await send(page, alice, roomId, `news ${i}`);
+    await stopWorkers(page);
+    withNews.push(
+      await page.evaluate(async ({ token, since }) => {
+        const t = performance.now();
+        const r = await fetch(`/_matrix/client/v3/sync?since=${encodeURIComponent(since)}&timeout=0`, { headers: { authorization: `Bearer ${token}` } });
+        await r.json();
+        return performance.now() - t;
+      }, { token: alice.token, since: before.next_batch }),
+    );
+  }
+  line(`first incremental /sync after a restart, ${EVENTS} events stored (nothing new)`, afterRestart, { p50: 100 });
+  line(`first incremental /sync after a restart, ${EVENTS} events stored (1 new)`, withNews, { p50: 100 });
+  const st = await workerStatus(page);
+  if (st.storage) console.log(`IndexedDB use for the node: ${(st.storage.usage / 1024 / 1024).toFixed(1)} MB`);
+  await context.close();
+} catch (e) {
+  console.error(e);
+  exit = 1;
+} finally {
+  await browser.close();
+  await server.close();
+}
+process.exit(exit);

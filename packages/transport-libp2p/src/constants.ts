@@ -1,0 +1,30 @@
+/**
+ * Names shared by the browser node and the rendezvous (importable alone, without libp2p:
+ * `@matrix-p2p/transport-libp2p/constants`).
+ */
+
+/** HTTP over libp2p streams, one stream per request (see src/http/wire.ts for the framing). */
+export const HTTP_PROTOCOL = '/matrix-p2p/http/1';
+
+/** The gossipsub topic pubsub-peer-discovery announces matrix-p2p nodes on (the rendezvous subscribes too). */
+export const DISCOVERY_TOPIC = 'matrix-p2p._peer-discovery._p2p._pubsub';
+
+/** Gossipsub parameters for small meshes (2–10 peers), measured in shared/notes/browser-p2p.md. */
+export const GOSSIPSUB_OPTIONS = {
+  D: 4,
+  Dlo: 2,
+  Dhi: 8,
+  allowPublishToZeroTopicPeers: true,
+  emitSelf: false,
+} as const;
+
+/** Default port of the rendezvous (websockets, and GET /multiaddr on the same port). */
+export const DEFAULT_RENDEZVOUS_PORT = 9090;
+
+/** The JSON the rendezvous serves at GET /rendezvous.json (and writes with --addr-file). */
+export interface RendezvousInfo {
+  /** The rendezvous' PeerId (base58btc). */
+  peerId: string;
+  /** Its dialable multiaddrs, each ending in /p2p/<peerId>. */
+  multiaddrs: string[];
+}
