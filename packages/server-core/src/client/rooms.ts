@@ -14,6 +14,7 @@ import { isRoomId } from '../util/ids.ts';
 import { JsonObjectSchema, QueryInt } from './schemas.ts';
 import { eventMatchesRoomFilter, parseFilterParam, type RoomEventFilter } from '../services/filters.ts';
 import { parsePaginationToken, paginationToken } from '../services/tokens.ts';
+import { backfilledVisibility, backfillRoom } from '../federation/backfill.ts';
 
 const CS = 'https://spec.matrix.org/latest/client-server-api';
 const ROOM = '/_matrix/client/v3/rooms/:roomId';
@@ -244,7 +245,9 @@ export const roomEndpoints = [
       const filter = parseFilterParam(query.filter) as RoomEventFilter;
       const parse = (t: string | undefined) => {
         if (t === undefined) return undefined;
-        const n = parsePaginationToken(t);
+        // Backfilled history sits at negative positions (federation/backfill.ts): `t-<n>`.
+        const neg = /^t-(\d{1,15})$/.exec(t);
+        const n = neg ? -Number(neg[1]) : parsePaginationToken(t);
         if (n === undefined) throw new MatrixError(400, 'M_INVALID_PARAM', `Invalid pagination token ${t}`);
         return n;
       };
@@ -255,17 +258,25 @@ export const roomEndpoints = [
       const chunk: StoredEvent[] = [];
       let cursor = dir === 'b' ? from : from - 1;
       let exhausted = false;
+      // Past the first event we have of a room joined over federation: fetch earlier history (a few rounds at most).
+      let backfills = 0;
+      const seesBackfilled = backfilledVisibility(hs, user.userId);
       while (chunk.length < limit) {
         const page = await hs.store.rooms.timeline(roomId, dir === 'b'
           ? { from: cursor, to: to !== undefined ? to - 1 : undefined, dir: 'b', limit: limit * 2 }
           : { from: cursor, to: to !== undefined ? to : undefined, dir: 'f', limit: limit * 2 });
         if (page.length === 0) {
+          if (dir === 'b' && to === undefined && backfills < 3 && (await backfillRoom(hs, roomId, limit - chunk.length)) > 0) {
+            backfills++;
+            continue;
+          }
           exhausted = true;
           break;
         }
         for (const e of page) {
           cursor = e.stream!;
           if (e.rejected || !canSee(e) || !eventMatchesRoomFilter(e, filter)) continue;
+          if (e.stream! < 0 && !(await seesBackfilled(e))) continue;
           chunk.push(e);
           if (chunk.length >= limit) break;
         }

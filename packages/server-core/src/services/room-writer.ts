@@ -16,6 +16,7 @@ import { STATE_SNAPSHOT_INTERVAL } from '../store/rooms.ts';
 import type { WriteBatch } from '../store/store.ts';
 import { toClientEvent } from './client-events.ts';
 import { serverOf } from '../util/ids.ts';
+import { federationPdu } from '../federation/backfill.ts';
 
 /** The largest event (spec: client-server API, "Size limits"): 65,536 bytes of canonical JSON. */
 export const MAX_EVENT_BYTES = 65_536;
@@ -230,7 +231,8 @@ export class RoomWriter {
       for (const m of await this.hs.store.rooms.membersOfRoom(this.room.roomId, 'join')) destinations.add(serverOf(m.userId));
       for (const e of this.appended) if (e.type === 'm.room.member' && e.stateKey) destinations.add(serverOf(e.stateKey));
       destinations.delete(this.hs.serverName);
-      for (const e of this.appended) this.hs.federation.enqueue(this.batch, destinations, 'pdu', e.pdu as unknown as JsonObject, e.stream!);
+      // Local `unsigned` additions (invite_room_state...) are ours: the federation form goes without them.
+      for (const e of this.appended) this.hs.federation.enqueue(this.batch, destinations, 'pdu', federationPdu(e) as unknown as JsonObject, e.stream!);
     }
     const pos = await this.batch.commit();
     this.hs.notifier.notify(pos);

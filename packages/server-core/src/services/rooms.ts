@@ -12,7 +12,7 @@ import type { MembershipRecord, StoredEvent } from '../store/records.ts';
 import { isRoomAlias, isRoomId, isUserId, randomId } from '../util/ids.ts';
 import { strippedState } from './client-events.ts';
 import { MAX_EVENT_BYTES, RoomWriter, type EventDraft } from './room-writer.ts';
-import { joinRemote } from '../federation/join.ts';
+import { broadcast, joinRemote } from '../federation/join.ts';
 import { leaveRemote, knockRemote, sendInviteToRemote } from '../federation/membership.ts';
 import { queryRemoteAlias } from '../federation/queries.ts';
 import { serverOf } from '../util/ids.ts';
@@ -78,7 +78,7 @@ export class RoomService {
       if (await this.store.rooms.alias(alias)) throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
     }
 
-    return this.hs.writeLock.run(async () => {
+    const created = await this.hs.writeLock.run(async () => {
       const roomId = rules.auth.roomIdFromCreateEvent ? undefined : `!${randomId(12)}:${this.hs.serverName}`;
       const w = RoomWriter.forNewRoom(this.hs, rules, roomId);
       const append = (d: Omit<EventDraft, 'sender'> & { sender?: string }) => this.append(w, { sender: userId, ...d });
@@ -113,7 +113,8 @@ export class RoomService {
       for (const s of req.initial_state ?? []) await append({ type: s.type, stateKey: s.state_key ?? '', content: s.content });
       if (req.name !== undefined) await append({ type: 'm.room.name', stateKey: '', content: { name: req.name } });
       if (req.topic !== undefined) await append({ type: 'm.room.topic', stateKey: '', content: { topic: req.topic } });
-      for (const u of invites) {
+      // Remote invitees are invited once the room exists (their server must countersign: `invite`).
+      for (const u of invites.filter((i) => this.hs.isLocal(i))) {
         await append({
           type: 'm.room.member',
           stateKey: u,
@@ -128,6 +129,14 @@ export class RoomService {
       await w.commit();
       return room.roomId;
     });
+    for (const u of invites.filter((i) => !this.hs.isLocal(i))) {
+      try {
+        await this.invite(userId, created, u, undefined, req.is_direct ? { is_direct: true } : {});
+      } catch (e) {
+        this.hs.log(e);
+      }
+    }
+    return created;
   }
 
   private async strippedStateOf(w: RoomWriter): Promise<JsonObject[]> {
@@ -216,20 +225,32 @@ export class RoomService {
   // --- membership (spec: client-server API, "Room membership") ---------------------------------------
   async invite(sender: string, roomId: string, target: string, reason?: string, extra: JsonObject = {}): Promise<void> {
     if (!isUserId(target)) throw new MatrixError(400, 'M_INVALID_PARAM', 'Not a user id');
-    await this.write(roomId, async (w) => {
+    const content: JsonObject = { membership: 'invite', ...extra };
+    if (reason) content.reason = reason;
+    const build = async (w: RoomWriter) => {
       const cur = await this.store.rooms.membership(roomId, target);
       if (cur?.membership === 'join') throw forbidden(`${target} is already in the room`);
       if (cur?.membership === 'ban') throw forbidden(`${target} is banned from the room`);
-      const content: JsonObject = { membership: 'invite', ...extra };
-      if (reason) content.reason = reason;
       const inviteRoomState = await this.strippedStateOf(w);
       const e = await this.append(w, { type: 'm.room.member', sender, stateKey: target, content, unsigned: { invite_room_state: inviteRoomState } });
-      if (!this.hs.isLocal(target)) {
-        // The invitee's server must accept (and sign) the invite before the room sees it.
-        const { unsigned: _u, ...pdu } = e.pdu;
-        e.pdu = { ...(await sendInviteToRemote(this.hs, w.rules, e.eventId, pdu, inviteRoomState)), unsigned: { invite_room_state: inviteRoomState } };
-      }
-    });
+      return { e, rules: w.rules, inviteRoomState };
+    };
+    if (this.hs.isLocal(target)) {
+      await this.write(roomId, build);
+      return;
+    }
+    // A remote invitee's server must accept (and countersign) the invite before the room sees it. The
+    // handshake runs outside the write lock (two servers inviting each other's users at once would
+    // otherwise each wait for the other's lock): build the event under the lock without committing,
+    // countersign it, then take it in like any received event (its prev_events may be behind by then:
+    // that is an ordinary fork, resolved by ingestion).
+    const { e, rules, inviteRoomState } = await this.hs.writeLock.run(async () => build(await RoomWriter.open(this.hs, roomId)));
+    const { unsigned: _u, ...pdu } = e.pdu;
+    const countersigned = await sendInviteToRemote(this.hs, rules, e.eventId, pdu, inviteRoomState);
+    const r = await this.hs.ingest.receive(this.hs.serverName, roomId, countersigned);
+    if (r.error) throw forbidden(`Invite not accepted: ${r.error}`);
+    const stored = await this.store.rooms.event(e.eventId);
+    if (stored) await broadcast(this.hs, roomId, [stored], new Set([serverOf(target)]));
   }
 
   /**

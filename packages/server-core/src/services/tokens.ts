@@ -24,9 +24,12 @@ export function paginationToken(position: number): string {
   return `t${position}`;
 }
 
-/** A pagination position from a `t` token, or from a sync token (after its stream position). */
+/**
+ * A pagination position from a `t` token, or from a sync token (after its stream position).
+ * Backfilled history has negative positions (`t-12`), below everything received live.
+ */
 export function parsePaginationToken(s: string): number | undefined {
-  const t = /^t(\d{1,15})$/.exec(s);
+  const t = /^t(-?\d{1,15})$/.exec(s);
   if (t) return Number(t[1]);
   const st = parseSyncToken(s);
   return st ? st.stream + 1 : undefined;
