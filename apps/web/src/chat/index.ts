@@ -57,7 +57,17 @@ class ChatApp {
 
   private failed(e: unknown): void {
     const retry = h('button', { type: 'button', class: 'mxc-button mxc-button-primary', testid: 'chat-retry', onclick: () => void this.start() }, 'Try again');
-    this.screen(h('div', { class: 'mxc-splash', testid: 'chat-error', role: 'alert' }, h('h2', null, 'Cannot reach the homeserver'), h('p', { class: 'mxc-muted' }, errorMessage(e)), retry));
+    const detail = errorMessage(e);
+    this.screen(
+      h(
+        'div',
+        { class: 'mxc-splash', testid: 'chat-error', role: 'alert' },
+        h('h2', null, 'Cannot reach the homeserver'),
+        h('p', { class: 'mxc-muted' }, `No answer from ${this.baseUrl}. If it runs in this browser, reloading the page restarts it.`),
+        detail !== 'Cannot reach the homeserver.' ? h('p', { class: 'mxc-muted mxc-small' }, detail) : null,
+        retry,
+      ),
+    );
   }
 
   private showAuth(message?: string): void {

@@ -119,7 +119,7 @@ export class RoomService {
           type: 'm.room.member',
           stateKey: u,
           content: { membership: 'invite', ...(req.is_direct ? { is_direct: true } : {}) },
-          unsigned: { invite_room_state: await this.strippedStateOf(w) },
+          unsigned: { invite_room_state: await this.strippedStateOf(w, userId) },
         });
       }
       const room = w.room!;
@@ -139,12 +139,15 @@ export class RoomService {
     return created;
   }
 
-  private async strippedStateOf(w: RoomWriter): Promise<JsonObject[]> {
+  /** Stripped state for an invite or knock; with the inviter's own member event, so clients can name who invited. */
+  private async strippedStateOf(w: RoomWriter, inviter?: string): Promise<JsonObject[]> {
     const out: JsonObject[] = [];
     for (const t of STRIPPED_TYPES) {
       const p = await w.stateEvent(t, '');
       if (p) out.push({ type: p.type, state_key: '', sender: p.sender, content: p.content });
     }
+    const m = inviter ? await w.stateEvent('m.room.member', inviter) : undefined;
+    if (m) out.push({ type: m.type, state_key: inviter!, sender: m.sender, content: m.content });
     return out;
   }
 
@@ -231,7 +234,7 @@ export class RoomService {
       const cur = await this.store.rooms.membership(roomId, target);
       if (cur?.membership === 'join') throw forbidden(`${target} is already in the room`);
       if (cur?.membership === 'ban') throw forbidden(`${target} is banned from the room`);
-      const inviteRoomState = await this.strippedStateOf(w);
+      const inviteRoomState = await this.strippedStateOf(w, sender);
       const e = await this.append(w, { type: 'm.room.member', sender, stateKey: target, content, unsigned: { invite_room_state: inviteRoomState } });
       return { e, rules: w.rules, inviteRoomState };
     };

@@ -4,7 +4,7 @@
  */
 import { Preset, Visibility, type IPublicRoomsChunkRoom, type MatrixClient } from 'matrix-js-sdk';
 import { h, setChildren, type Child } from '../dom.ts';
-import { displayAlias, normalizeRoomRef, shortId } from '../format.ts';
+import { displayAlias, normalizeRoomRef } from '../format.ts';
 import { errorMessage } from '../session.ts';
 import type { ChatStorage } from '../storage.ts';
 import { avatar } from './avatar.ts';
@@ -98,6 +98,10 @@ export function createRoomDialog(ctx: DialogContext): void {
   const name = h('input', { type: 'text', required: true, maxLength: 255, autocomplete: 'off', testid: 'create-room-name' });
   const topic = h('input', { type: 'text', maxLength: 500, autocomplete: 'off', testid: 'create-room-topic' });
   const alias = h('input', { type: 'text', maxLength: 100, autocomplete: 'off', pattern: '#?[^:\\s]+', testid: 'create-room-alias', placeholder: 'e.g. book-club' });
+  const aliasPreview = h('code', null, '#address');
+  alias.addEventListener('input', () => {
+    aliasPreview.textContent = `#${alias.value.trim().replace(/^#/, '').replace(/:.*$/, '') || 'address'}`;
+  });
   const priv = h('input', { type: 'radio', name: 'mxc-visibility', value: 'private', checked: true, testid: 'create-room-private' });
   const pub = h('input', { type: 'radio', name: 'mxc-visibility', value: 'public', testid: 'create-room-public' });
   const m = modal(ctx.host, 'Create a room', 'create-room-dialog', (m) =>
@@ -113,7 +117,7 @@ export function createRoomDialog(ctx: DialogContext): void {
           h('label', { class: 'mxc-radio' }, priv, h('span', null, h('strong', null, 'Private'), ' — only people you invite')),
           h('label', { class: 'mxc-radio' }, pub, h('span', null, h('strong', null, 'Public'), ' — anyone can join; listed in the room directory')),
         ),
-        field('Address (optional)', alias, ['Others can join with ', h('code', null, `#address:${shortId(ctx.serverName)}`), '.']),
+        field('Address (optional)', alias, ['Others on this homeserver can join with ', aliasPreview, '.']),
       ],
       'Create room',
       'create-room-submit',

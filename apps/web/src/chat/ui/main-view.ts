@@ -17,12 +17,13 @@ import {
 import { batched, h, reconcile, setChildren } from '../dom.ts';
 import { displayAlias, localpart, serverOf, shortId } from '../format.ts';
 import type { MediaCache } from '../media.ts';
-import { errorMessage } from '../session.ts';
+import { errorMessage, logout } from '../session.ts';
 import type { ChatStorage } from '../storage.ts';
 import { avatar } from './avatar.ts';
 import { Composer } from './composer.ts';
 import { confirmDialog, createRoomDialog, directoryDialog, imageViewer, joinRoomDialog, profileDialog, type DialogContext } from './dialogs.ts';
 import { MembersPanel } from './members.ts';
+import { ProfileNames, setProfileNames } from '../profiles.ts';
 import { isShownEvent, nameOf, previewOf, TimelineView } from './timeline.ts';
 import { icon } from './icons.ts';
 
@@ -134,6 +135,8 @@ export class MainView {
   /** Subscribe to the client and render; the client must already be started. */
   start(): void {
     const c = this.client;
+    setProfileNames(new ProfileNames(c, () => this.render()));
+    this.disposers.push(() => setProfileNames(null));
     const on = (event: string, fn: (...args: never[]) => void) => {
       (c as unknown as { on(e: string, f: unknown): void }).on(event, fn);
       this.disposers.push(() => (c as unknown as { off(e: string, f: unknown): void }).off(event, fn));
@@ -210,7 +213,6 @@ export class MainView {
 
   private async logout(): Promise<void> {
     this.destroy();
-    const { logout } = await import('../session.ts');
     await logout(this.client, this.deps.store);
     this.deps.onSignedOut();
   }

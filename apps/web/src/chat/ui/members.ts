@@ -54,13 +54,13 @@ export class MembersPanel {
     const room = this.room;
     const userId = normalizeUserRef(this.inviteInput.value, this.serverName);
     if (!room || !userId) return;
-    this.inviteStatus.textContent = `Inviting ${userId}…`;
+    this.inviteStatus.textContent = `Inviting ${shortId(userId)}…`;
     try {
       await this.client.invite(room.roomId, userId);
       this.inviteInput.value = '';
-      this.inviteStatus.textContent = `Invited ${userId}.`;
+      this.inviteStatus.textContent = `Invited ${shortId(userId)}.`;
     } catch (e) {
-      this.inviteStatus.textContent = `Could not invite ${userId}: ${errorMessage(e)}`;
+      this.inviteStatus.textContent = `Could not invite ${shortId(userId)}: ${errorMessage(e)}`;
     }
   }
 

@@ -17,6 +17,7 @@ import { formatDay, formatSize, formatTime, shortId, URL_RE } from '../format.ts
 import type { MediaCache } from '../media.ts';
 import { avatar } from './avatar.ts';
 import { icon } from './icons.ts';
+import { profileName } from '../profiles.ts';
 
 const GROUP_MS = 5 * 60_000;
 const PAGE = 30;
@@ -68,14 +69,18 @@ function linkify(text: string): Child[] {
 export function nameOf(room: Room, userId: string | undefined, fallback?: string): string {
   if (!userId) return fallback ?? 'Someone';
   const name = room.getMember(userId)?.name;
-  return name && name !== userId ? name : (fallback ?? shortId(userId));
+  return name && name !== userId ? name : (fallback ?? profileName(userId) ?? shortId(userId));
+}
+
+/** The sender's name at the time of the event, or their best name now if they had none then. */
+export function senderName(room: Room, ev: MatrixEvent): string {
+  const id = ev.getSender();
+  return ev.sender && ev.sender.name !== id ? ev.sender.name : nameOf(room, id);
 }
 
 /** A sentence for a state event. */
 export function describeState(room: Room, ev: MatrixEvent): string {
-  const senderId = ev.getSender();
-  // The sender's name then, or now if they had none then (e.g. the room's creator before joining).
-  const sender = ev.sender && ev.sender.name !== senderId ? ev.sender.name : nameOf(room, senderId);
+  const sender = senderName(room, ev);
   const c = ev.getContent();
   const prev = ev.getPrevContent();
   switch (ev.getType()) {
@@ -87,7 +92,8 @@ export function describeState(room: Room, ev: MatrixEvent): string {
       return c.topic ? `${sender} set the topic: ${c.topic}` : `${sender} removed the topic`;
     case EventType.RoomMember: {
       const targetId = ev.getStateKey() ?? '';
-      const target = (c.displayname as string | undefined) ?? (ev.target && ev.target.name !== targetId ? ev.target.name : nameOf(room, targetId));
+      const target =
+        (c.displayname as string | undefined) ?? (prev.displayname as string | undefined) ?? (ev.target && ev.target.name !== targetId ? ev.target.name : nameOf(room, targetId));
       const was = prev.membership as string | undefined;
       const self = ev.getSender() === targetId;
       const reason = c.reason ? `: ${c.reason}` : '';
@@ -125,7 +131,7 @@ export function previewOf(room: Room, ev: MatrixEvent): string {
   if (!isMessage(ev)) return describeState(room, ev);
   if (ev.isRedacted()) return 'Message deleted';
   const c = ev.getContent();
-  const who = ev.sender?.name ?? nameOf(room, ev.getSender());
+  const who = senderName(room, ev);
   if (ev.getType() === EventType.RoomMessageEncrypted) return `${who}: encrypted message`;
   switch (c.msgtype) {
     case MsgType.Image:
@@ -156,13 +162,18 @@ export class TimelineView {
   private room: Room | null = null;
   private paginating = false;
   private paginateError: string | null = null;
+  private topState = '';
+  private lastScrollTop = 0;
 
   constructor(private readonly deps: TimelineDeps) {
     this.top = h('div', { class: 'mxc-timeline-top' });
     this.list = h('ol', { class: 'mxc-events', 'aria-label': 'Messages' });
     this.el = h('div', { class: 'mxc-timeline', role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', tabindex: '0', testid: 'timeline' }, this.top, this.list);
     this.el.addEventListener('scroll', () => {
-      if (this.el.scrollTop < 120) void this.paginate();
+      // Near the top while moving up: fetch older events.
+      const top = this.el.scrollTop;
+      if (top < 120 && top <= this.lastScrollTop) void this.paginate();
+      this.lastScrollTop = top;
       if (this.atBottom()) this.deps.onAtBottom();
     });
   }
@@ -172,6 +183,7 @@ export class TimelineView {
     this.room = room;
     this.paginating = false;
     this.paginateError = null;
+    this.topState = '';
     this.list.replaceChildren();
     this.render();
     this.scrollToBottom();
@@ -212,6 +224,10 @@ export class TimelineView {
   }
 
   private renderTop(): void {
+    const state = !this.room ? 'none' : this.paginating ? 'loading' : this.canPaginate() ? `more:${this.paginateError ?? ''}` : 'start';
+    if (state === this.topState) return; // (keep the same button: a click in flight must not lose it)
+    this.topState = state;
+    this.top.dataset.state = state.replace(/:.*/, '');
     let content: Child;
     if (!this.room) content = null;
     else if (this.paginating) content = h('span', { class: 'mxc-muted', testid: 'timeline-loading' }, 'Loading older messages…');
@@ -242,7 +258,7 @@ export class TimelineView {
       const c = ev.getContent();
       const sig = [
         ev.getId(), ev.status ?? '', ev.isRedacted() ? 'r' : '', continuation ? 'c' : '', ev.sender?.name ?? '',
-        c.body ?? '', c.url ?? '', ev.replacingEventId() ?? '', isMessage(ev) ? '' : describeState(room, ev),
+        c.body ?? '', c.url ?? '', ev.replacingEventId() ?? '', isMessage(ev) ? senderName(room, ev) : '', isMessage(ev) ? '' : describeState(room, ev),
       ].join('|');
       items.push({ kind: 'event', key: keyOf(ev), ev, continuation, sig });
       prev = ev;
@@ -317,7 +333,7 @@ export class TimelineView {
     }
     const sender = ev.getSender() ?? '';
     const me = sender === this.deps.client.getUserId();
-    const name = ev.sender?.name ?? nameOf(room, sender);
+    const name = senderName(room, ev);
     const status = ev.status;
     const classes = ['mxc-event', 'mxc-message'];
     if (it.continuation) classes.push('is-continuation');
