@@ -2,11 +2,12 @@
  * The homeserver worker in real Chromium: it controls the page and answers /_matrix with no server
  * behind it; it survives being stopped mid-session; the app opens offline; Element's media job.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
-  createRoom, expect, messagesIn, mx, ok, openApp, register, send, startServer, stopWorkers, sync, test, waitControlled, WEB_DIR, workerStatus,
+  createRoom, expect, messagesIn, mx, ok, openApp, register, ROOT, send, startServer, stopWorkers, sync, test, waitControlled, WEB_DIR, workerStatus,
 } from './fixtures.ts';
 
 test('the worker controls the page and answers /_matrix itself: the static server has no /_matrix', async ({ app, server, request }) => {
@@ -178,4 +179,25 @@ test('sw.js is one classic script within the 200 KB gzip budget, and the Element
   const kit = join(WEB_DIR, '../element-kit');
   expect(readFileSync(join(kit, 'sw.js')).byteLength).toBeGreaterThan(1000);
   expect(readFileSync(join(kit, 'README.md'), 'utf8')).toContain('default_server_config');
+});
+
+test('npm start serves dist/web and prints a ready line with its URL', async ({ browser }) => {
+  const child = spawn(process.execPath, [join(ROOT, 'scripts/start.mjs'), '--no-build'], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /ready: (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
+        if (m) resolve(m[1]);
+      });
+      child.once('exit', (code) => reject(new Error(`npm start exited ${code}: ${out}`)));
+    });
+    const context = await browser.newContext();
+    const page = await openApp(context, url);
+    expect((await ok(mx(page, 'GET', '/_matrix/client/versions'))).versions).toContain('v1.11');
+    await context.close();
+  } finally {
+    child.kill('SIGTERM');
+  }
 });

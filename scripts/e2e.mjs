@@ -5,7 +5,7 @@
 // JSON report), which scripts/test.mjs adds to its totals. Exit status: Playwright's, or 1 if the suite
 // cannot run at all (no Chromium, a failed build): that is a failure, never a skip.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTestPages, ensureWebBuild } from './build-web.mjs';
@@ -14,6 +14,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const results = join(root, '.test-results');
 mkdirSync(results, { recursive: true });
 rmSync(join(results, 'e2e.json'), { force: true });
+for (const f of readdirSync(results)) if (/^e2e-conformance-\d+\.json$/.test(f)) rmSync(join(results, f), { force: true });
 
 function cannotRun(reason) {
   console.error(`\ne2e: cannot run the browser suite: ${reason}`);

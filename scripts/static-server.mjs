@@ -60,6 +60,12 @@ function resolveFile(mounts, pathname) {
   return undefined;
 }
 
+function isNavigation(req, pathname) {
+  if (pathname.startsWith('/_matrix/') || pathname.startsWith('/.well-known/') || pathname.startsWith('/__e2e/')) return false;
+  if (/\.[A-Za-z0-9]+$/.test(pathname)) return false;
+  return (req.headers['sec-fetch-mode'] === 'navigate') || (req.headers.accept ?? '').includes('text/html');
+}
+
 /**
  * Serve `root` (and optional extra mounts) on host:port. Resolves to { url, port, close() } once listening.
  * `port: 0` picks a free port.
@@ -75,7 +81,10 @@ export function serveStatic({ root, mounts = {}, host = '127.0.0.1', port = 8080
       res.writeHead(405, { ...headers, allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
     }
-    const file = resolveFile(all, url.pathname);
+    let file = resolveFile(all, url.pathname);
+    // Client-side routes: a page navigation to an extension-less path gets the app's index.html
+    // (never under /_matrix or /.well-known: this server has no homeserver behind it, on purpose).
+    if (!file && isNavigation(req, url.pathname)) file = resolveFile(all, '/index.html');
     if (!file) {
       log(`404 ${url.pathname}`);
       res.writeHead(404, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end('not found\n');

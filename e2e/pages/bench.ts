@@ -95,10 +95,32 @@ async function echo(kind: 'memory' | 'idb' | 'idb-relaxed', n: number): Promise<
   return { echoes, sends, syncs, idbGet, transactions };
 }
 
+/** Re-opening an existing node, in steps: IndexedDB open, then createHomeserver (Store.open, signing key, router). */
+async function openSteps(n: number): Promise<{ idbOpen: number[]; createHomeserver: number[] }> {
+  const name = `bench-open-${Date.now()}`;
+  const first = await createHomeserver({ engine: await openIdbEngine({ name, migrations: MIGRATIONS }) });
+  await first.stop();
+  const idbOpen: number[] = [];
+  const create: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const engine = await openIdbEngine({ name, migrations: MIGRATIONS });
+    const t1 = performance.now();
+    const hs = await createHomeserver({ engine });
+    create.push(performance.now() - t1);
+    idbOpen.push(t1 - t0);
+    await hs.stop();
+  }
+  indexedDB.deleteDatabase(name);
+  return { idbOpen, createHomeserver: create };
+}
+
 declare global {
   interface Window {
+    benchOpenSteps: typeof openSteps;
     benchCoreEcho: (kind: 'memory' | 'idb' | 'idb-relaxed', n: number) => Promise<CoreEcho>;
   }
 }
 window.benchCoreEcho = echo;
+window.benchOpenSteps = openSteps;
 document.getElementById('out')!.textContent = 'ready';

@@ -6,8 +6,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createMemoryHomeserver, type Homeserver, type HomeserverOptions } from '@matrix-p2p/server-core';
 import { createRequestListener } from './http.ts';
+import { HttpFederationTransport, type HttpFederationOptions } from './federation.ts';
 
 export { CORS_HEADERS, createRequestListener, toWebRequest, writeWebResponse, type FetchHandler, type RequestTracker } from './http.ts';
+export { checkServerKey, HttpFederationTransport, type HttpFederationOptions } from './federation.ts';
 
 export interface NodeHostOptions {
   /** TCP port; 0 (the default) picks any free port. */
@@ -19,10 +21,13 @@ export interface NodeHostOptions {
   /** Options for the default homeserver (ignored when `hs` is given). */
   homeserver?: Omit<HomeserverOptions, 'engine'>;
   /**
-   * Federation peers (`--peer <url>`). Not used yet: federation is a later issue. Kept here so the
-   * command line and callers already have the place for it.
+   * Federation peers (`--peer <url>`): base URLs of other Node hosts. With peers, the host's
+   * homeserver federates over plain HTTP (see federation.ts); it learns each peer's server name from
+   * its signed key object, in the background. Needs the host to create the homeserver (no `hs`).
    */
   peers?: readonly string[];
+  /** Options for the HTTP federation transport (retry delays, logging). */
+  federation?: HttpFederationOptions;
   /** Where internal errors go; default console.error. */
   log?: (e: unknown) => void;
   /** How long `close()` waits for in-flight requests after aborting them; default 2000 ms. */
@@ -36,6 +41,8 @@ export interface NodeHost {
   readonly host: string;
   readonly hs: Homeserver;
   readonly server: Server;
+  /** The HTTP federation transport, when the host was given peers. */
+  readonly federation?: HttpFederationTransport;
   /** Requests being answered right now (long-polling `/sync` included). */
   readonly inFlight: number;
   /** Stop accepting, end in-flight requests, close connections, then stop the homeserver. Idempotent. */
@@ -49,7 +56,10 @@ function urlHost(host: string): string {
 export async function startNodeHost(opts: NodeHostOptions = {}): Promise<NodeHost> {
   const host = opts.host ?? '127.0.0.1';
   const log = opts.log ?? ((e: unknown) => console.error('matrix-p2p node host: internal error:', e));
-  const hs = opts.hs ?? (await createMemoryHomeserver({ openRegistration: true, log, ...opts.homeserver }));
+  const peers = opts.peers ?? [];
+  if (opts.hs && peers.length) throw new TypeError('startNodeHost: `peers` need the host to create the homeserver (leave out `hs`)');
+  const federation = peers.length ? new HttpFederationTransport(peers, opts.federation) : undefined;
+  const hs = opts.hs ?? (await createMemoryHomeserver({ openRegistration: true, log, ...opts.homeserver, ...(federation ? { transport: federation } : {}) }));
 
   // The fallback origin is fixed once the port is known (only used for requests without a Host header).
   let origin = `http://${urlHost(host)}`;
@@ -78,6 +88,8 @@ export async function startNodeHost(opts: NodeHostOptions = {}): Promise<NodeHos
   }
   const port = (server.address() as AddressInfo).port;
   origin = `http://${urlHost(host)}:${port}`;
+  // Learn the peers only once this host answers, so that peers probing us meanwhile find us too.
+  federation?.start(hs.serverName);
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -86,6 +98,7 @@ export async function startNodeHost(opts: NodeHostOptions = {}): Promise<NodeHos
       server.closeIdleConnections();
       // Wake long-polls and tell every in-flight handler its client is going away, give them a moment
       // to answer, then cut whatever is left.
+      federation?.stop();
       hs.notifier.wakeAll();
       tracker.abortAll();
       await tracker.idle(opts.drainMs ?? 2000);
@@ -100,6 +113,7 @@ export async function startNodeHost(opts: NodeHostOptions = {}): Promise<NodeHos
     host,
     hs,
     server,
+    federation,
     get inFlight() {
       return tracker.inFlight;
     },

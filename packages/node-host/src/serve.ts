@@ -10,7 +10,8 @@ const USAGE = `usage: npm run serve -- [--port <port>] [--host <address>] [--pee
 
   --port <port>     TCP port to listen on (default 8008; 0 picks a free port, printed on the ready line)
   --host <address>  interface to listen on (default 127.0.0.1)
-  --peer <url>      a federation peer (repeatable; not used yet: federation comes later)
+  --peer <url>      a federation peer: another node host's base URL (repeatable). The host learns
+                    each peer's server name from its signed key, retrying peers that are down
   -h, --help        this help
 `;
 
@@ -43,22 +44,23 @@ const port = values.port === undefined ? 8008 : Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: not a port number: ${values.port}`);
 const host = values.host ?? '127.0.0.1';
 
-// Federation options: parsed so scripts can already pass them, ignored until federation lands.
+// Federation peers: other node hosts, by base URL.
 const peers = values.peer ?? [];
 for (const p of peers) {
+  let url: URL | undefined;
   try {
-    new URL(p);
+    url = new URL(p);
   } catch {
-    fail(`--peer: not a URL: ${p}`);
+    /* below */
   }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) fail(`--peer: not an http(s) URL: ${p}`);
 }
-if (peers.length > 0) process.stderr.write(`matrix-p2p node host: warning: federation is not implemented yet; ignoring --peer ${peers.join(', ')}\n`);
 
 // Imported only now, so that --help and argument errors answer even if the server does not load.
 const { startNodeHost } = await import('./index.ts');
 let node;
 try {
-  node = await startNodeHost({ port, host, peers });
+  node = await startNodeHost({ port, host, peers, federation: { log: (line) => process.stderr.write(`matrix-p2p node host: federation: ${line}\n`) } });
 } catch (e) {
   process.stderr.write(`matrix-p2p node host: cannot listen on ${host}:${port}: ${(e as Error).message}\n`);
   process.exit(1);

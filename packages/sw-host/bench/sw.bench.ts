@@ -72,17 +72,20 @@ try {
   const cold: number[] = [];
   const storeOpen: number[] = [];
   const script: number[] = [];
+  const evaluation: number[] = [];
   for (let i = 0; i < 20; i++) {
     await stopWorkers(page);
     cold.push(await timeVersions(page));
     const st = await workerStatus(page);
     storeOpen.push(st.startupMs);
     script.push(st.scriptMs);
+    evaluation.push(st.evalMs);
   }
   const warm: number[] = [];
   for (let i = 0; i < 50; i++) warm.push(await timeVersions(page));
   line('cold start: worker stopped → /versions answered', cold, { p50: 30 });
   line('  worker time origin → its script has run', script);
+  line('    of which evaluating the script (top level)', evaluation);
   line('  opening the IndexedDB store + homeserver', storeOpen);
   line('warm /versions round trip through the worker', warm);
 
@@ -126,6 +129,9 @@ try {
   const direct = await context.newPage();
   await direct.goto(`${server.url}/__e2e/bench.html`);
   await direct.waitForFunction(() => typeof window.benchCoreEcho === 'function');
+  const steps = await direct.evaluate(() => window.benchOpenSteps(20));
+  line('  re-opening a node in a page: IndexedDB open', steps.idbOpen);
+  line('  re-opening a node in a page: createHomeserver', steps.createHomeserver);
   const mem = await direct.evaluate(() => window.benchCoreEcho('memory', 100));
   const idb = await direct.evaluate(() => window.benchCoreEcho('idb', 100));
   const relaxed = await direct.evaluate(() => window.benchCoreEcho('idb-relaxed', 100));

@@ -92,6 +92,8 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
   const startId = randomId();
   const startedAt = now();
   const scriptMs = performance.now();
+  const began = (globalThis as { __matrixP2pScriptStart?: number }).__matrixP2pScriptStart;
+  const evalMs = typeof began === 'number' ? scriptMs - began : 0;
   let startupMs = 0;
   let requests = 0;
   const base = scope.registration.scope;
@@ -164,7 +166,7 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
 
   async function status(): Promise<WorkerStatus> {
     const hs = await homeserver();
-    const s: WorkerStatus = { serverName: hs.serverName, version: opts.version, startId, startedAt, scriptMs, startupMs, requests };
+    const s: WorkerStatus = { serverName: hs.serverName, version: opts.version, startId, startedAt, scriptMs, evalMs, startupMs, requests };
     const est = await scope.navigator?.storage?.estimate().catch(() => undefined);
     if (est) s.storage = { usage: est.usage ?? 0, quota: est.quota ?? 0 };
     return s;

@@ -18,6 +18,8 @@ export interface WorkerStatus {
   startedAt: number;
   /** Milliseconds from the worker's start (its time origin) until its script had run (load + compile + evaluate). */
   scriptMs: number;
+  /** Of which evaluating the script's top level (the build marks where it began; 0 if unknown). */
+  evalMs: number;
   /** How long the homeserver took to open its IndexedDB store on this run (ms). */
   startupMs: number;
   /** `/_matrix` requests answered by this run. */

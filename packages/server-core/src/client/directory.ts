@@ -9,6 +9,7 @@ import type { Homeserver } from '../homeserver.ts';
 import type { JsonObject } from '../kernel/types.ts';
 import { checkAliasSyntax, createAlias, deleteAlias, localPublicRooms, setRoomVisibility, type PublicRoomsQuery } from '../services/directory.ts';
 import { isRoomId, serverOf } from '../util/ids.ts';
+import { lookupRemoteAlias, queryRemotePublicRooms, type RemotePublicRoomsQuery } from '../federation/queries.ts';
 import { QueryInt } from './schemas.ts';
 
 const CS = 'https://spec.matrix.org/latest/client-server-api';
@@ -24,10 +25,15 @@ function requireRoomId(roomId: string): void {
   if (!isRoomId(roomId)) throw invalidParam('Invalid room id');
 }
 
-/** The local directory, or 404 for another server's (federation is a later issue). */
-async function publicRooms(hs: Homeserver, server: string | undefined, q: PublicRoomsQuery, thirdPartyInstance?: string) {
+/** A server name as a client may give it (`server=`): hostname[:port] or an IP literal. */
+const SERVER_NAME = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{1,5})?$/;
+
+/** The local directory, or another server's over federation (`GET` / `POST /_matrix/federation/v1/publicRooms`). */
+async function publicRooms(hs: Homeserver, server: string | undefined, q: PublicRoomsQuery, thirdPartyInstance?: string, remote: RemotePublicRoomsQuery = {}) {
   if (server !== undefined && server !== '' && server !== hs.serverName) {
-    throw notFound(`Cannot list the rooms of ${server}: federation is not enabled on this node`);
+    if (!SERVER_NAME.test(server)) throw invalidParam('Invalid server name');
+    if (!hs.federation.enabled) throw notFound(`Cannot list the rooms of ${server}: federation is not enabled on this node`);
+    return queryRemotePublicRooms(hs, server, remote);
   }
   // No application services, hence no third-party networks: a given instance lists nothing.
   if (thirdPartyInstance !== undefined) return { chunk: [], total_room_count_estimate: 0 };
@@ -70,7 +76,10 @@ export const directoryEndpoints: AnyEndpoint[] = [
     handler: async ({ hs, params }) => {
       const alias = params.roomAlias;
       checkAliasSyntax(alias);
-      if (serverOf(alias) !== hs.serverName) throw notFound(`Room alias ${alias} not found (federation is not enabled on this node).`);
+      if (serverOf(alias) !== hs.serverName) {
+        if (!hs.federation.enabled) throw notFound(`Room alias ${alias} not found (federation is not enabled on this node).`);
+        return lookupRemoteAlias(hs, alias);
+      }
       const rec = await hs.store.rooms.alias(alias);
       if (!rec) throw notFound(`Room alias ${alias} not found.`);
       return { room_id: rec.roomId, servers: rec.servers?.length ? rec.servers : [hs.serverName] };
@@ -114,7 +123,7 @@ export const directoryEndpoints: AnyEndpoint[] = [
   endpoint({
     method: 'GET', path: '/_matrix/client/v3/publicRooms', auth: 'none', spec: `${CS}/#get_matrixclientv3publicrooms`,
     query: PublicRoomsGetQuery,
-    handler: ({ hs, query }) => publicRooms(hs, query.server, { limit: query.limit, since: query.since }),
+    handler: ({ hs, query }) => publicRooms(hs, query.server, { limit: query.limit, since: query.since }, undefined, { limit: query.limit, since: query.since }),
   }),
   endpoint({
     method: 'POST', path: '/_matrix/client/v3/publicRooms', auth: 'user', spec: `${CS}/#post_matrixclientv3publicrooms`,
@@ -130,6 +139,13 @@ export const directoryEndpoints: AnyEndpoint[] = [
           roomTypes: body.filter?.room_types ?? undefined,
         },
         body.include_all_networks ? undefined : body.third_party_instance_id ?? undefined,
+        {
+          limit: body.limit ?? undefined,
+          since: body.since ?? undefined,
+          filter: body.filter ? (body.filter as unknown as JsonObject) : undefined,
+          include_all_networks: body.include_all_networks ?? undefined,
+          third_party_instance_id: body.third_party_instance_id ?? undefined,
+        },
       ),
   }),
 ];

@@ -91,11 +91,11 @@ export const keysEndpoints = [
   }),
   endpoint({
     method: 'POST', path: '/_matrix/client/v3/keys/query', auth: 'user', spec: `${CS}/#post_matrixclientv3keysquery`, body: QueryBody,
-    handler: ({ hs, user, body }) => queryKeys(hs, user.userId, body.device_keys),
+    handler: ({ hs, user, body }) => queryKeys(hs, user.userId, body.device_keys, body.timeout),
   }),
   endpoint({
     method: 'POST', path: '/_matrix/client/v3/keys/claim', auth: 'user', spec: `${CS}/#post_matrixclientv3keysclaim`, body: ClaimBody,
-    handler: ({ hs, body }) => claimKeys(hs, body.one_time_keys),
+    handler: ({ hs, body }) => claimKeys(hs, body.one_time_keys, body.timeout),
   }),
   endpoint({
     method: 'GET', path: '/_matrix/client/v3/keys/changes', auth: 'user', spec: `${CS}/#get_matrixclientv3keyschanges`, query: ChangesQuery,

@@ -3,6 +3,7 @@
  * authenticated download, thumbnail and config (`/_matrix/client/v1/media`, v1.11), and the deprecated
  * unauthenticated `/_matrix/media/v3` download, thumbnail and config endpoints.
  * URL previews are not offered: `preview_url` answers 404 M_UNRECOGNIZED from the router.
+ * Media of other servers is fetched over federation (services/media.ts).
  */
 import * as v from 'valibot';
 import { endpoint, type AnyEndpoint } from '../api/endpoint.ts';
@@ -31,21 +32,26 @@ const ThumbnailQuery = v.object({
 type Download = v.InferOutput<typeof DownloadQuery>;
 type Thumbnail = v.InferOutput<typeof ThumbnailQuery>;
 
-/** Download and thumbnail endpoints, declared once for the authenticated (v1) and legacy (v3) prefixes. */
+/**
+ * Download and thumbnail endpoints, declared once for the authenticated (v1) and legacy (v3) prefixes.
+ * Only the authenticated ones fetch remote media from its server; the legacy ones serve what is cached
+ * (spec v1.11: servers should not serve newly fetched remote media without authentication).
+ */
 function readEndpoints(prefix: string, auth: 'user' | 'none', anchor: (op: string) => string): AnyEndpoint[] {
+  const opts = { fetchRemote: auth === 'user' };
   return [
     endpoint<undefined, Download>({
       method: 'GET', path: `${prefix}/download/:serverName/:mediaId`, auth, spec: anchor('download/{serverName}/{mediaId}'), query: DownloadQuery,
-      handler: async ({ hs, params, query }) => mediaResponse(await loadMedia(hs, params.serverName, params.mediaId, query.timeout_ms ?? DEFAULT_DOWNLOAD_WAIT_MS)),
+      handler: async ({ hs, params, query }) => mediaResponse(await loadMedia(hs, params.serverName, params.mediaId, query.timeout_ms ?? DEFAULT_DOWNLOAD_WAIT_MS, opts)),
     }),
     endpoint<undefined, Download>({
       method: 'GET', path: `${prefix}/download/:serverName/:mediaId/:fileName`, auth, spec: anchor('download/{serverName}/{mediaId}/{fileName}'), query: DownloadQuery,
       handler: async ({ hs, params, query }) =>
-        mediaResponse(await loadMedia(hs, params.serverName, params.mediaId, query.timeout_ms ?? DEFAULT_DOWNLOAD_WAIT_MS), { filename: params.fileName }),
+        mediaResponse(await loadMedia(hs, params.serverName, params.mediaId, query.timeout_ms ?? DEFAULT_DOWNLOAD_WAIT_MS, opts), { filename: params.fileName }),
     }),
     endpoint<undefined, Thumbnail>({
       method: 'GET', path: `${prefix}/thumbnail/:serverName/:mediaId`, auth, spec: anchor('thumbnail/{serverName}/{mediaId}'), query: ThumbnailQuery,
-      handler: async ({ hs, params, query }) => thumbnailResponse(await loadMedia(hs, params.serverName, params.mediaId, query.timeout_ms ?? DEFAULT_DOWNLOAD_WAIT_MS)),
+      handler: async ({ hs, params, query }) => thumbnailResponse(await loadMedia(hs, params.serverName, params.mediaId, query.timeout_ms ?? DEFAULT_DOWNLOAD_WAIT_MS, opts)),
     }),
   ];
 }

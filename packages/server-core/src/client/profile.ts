@@ -1,6 +1,7 @@
 /**
  * Profiles, presence and the user directory (spec: client-server API, "Profiles", "Presence",
- * "User directory"). Only local users for now: remote profiles and presence come with federation.
+ * "User directory"). Remote users' profiles are asked of their servers (`GET /query/profile`); their
+ * presence is what their servers' `m.presence` EDUs said.
  */
 import * as v from 'valibot';
 import { endpoint, type AnyEndpoint } from '../api/endpoint.ts';
@@ -8,8 +9,16 @@ import { forbidden, invalidParam, missingParam, notFound } from '../api/errors.t
 import {
   MAX_AVATAR_URL_LENGTH, MAX_DISPLAYNAME_LENGTH, getPresence, localAccount, profileOf, searchUsers, setPresence, setProfileField, type ProfileField,
 } from '../services/profile.ts';
+import { queryRemoteProfile } from '../federation/queries.ts';
+import type { Homeserver } from '../homeserver.ts';
+import { isUserId } from '../util/ids.ts';
 
 const CS = 'https://spec.matrix.org/latest/client-server-api';
+
+/** A well-formed user id of another server, on a node that federates (asked of that server). */
+function isRemoteUser(hs: Homeserver, userId: string): boolean {
+  return hs.federation.enabled && isUserId(userId) && !hs.isLocal(userId);
+}
 
 /**
  * valibot's object schemas accept arrays; a request body must be a JSON object (M_BAD_JSON otherwise).
@@ -28,6 +37,7 @@ function profileFieldEndpoints(field: ProfileField): AnyEndpoint[] {
     endpoint({
       method: 'GET', path: `/_matrix/client/v3/profile/:userId/${field}`, auth: 'none', spec: `${CS}/#get_matrixclientv3profileuseridkeyname`,
       handler: async ({ hs, params }) => {
+        if (isRemoteUser(hs, params.userId)) return queryRemoteProfile(hs, params.userId, field);
         const value = profileOf(await localAccount(hs, params.userId))[field];
         if (value === undefined) throw notFound(`No ${field} set for this user`);
         return { [field]: value };
@@ -52,7 +62,10 @@ function profileFieldEndpoints(field: ProfileField): AnyEndpoint[] {
 export const profileEndpoints: AnyEndpoint[] = [
   endpoint({
     method: 'GET', path: '/_matrix/client/v3/profile/:userId', auth: 'none', spec: `${CS}/#get_matrixclientv3profileuserid`,
-    handler: async ({ hs, params }) => profileOf(await localAccount(hs, params.userId)),
+    handler: async ({ hs, params }) => {
+      if (isRemoteUser(hs, params.userId)) return queryRemoteProfile(hs, params.userId);
+      return profileOf(await localAccount(hs, params.userId));
+    },
   }),
   ...profileFieldEndpoints('displayname'),
   ...profileFieldEndpoints('avatar_url'),

@@ -13,6 +13,7 @@ import {
   type StoredPushRules,
 } from './push-rules.ts';
 import { isRoomId } from '../util/ids.ts';
+import { kickAll, stageReceipt } from '../federation/edus-out.ts';
 
 const CS = 'https://spec.matrix.org/latest/client-server-api';
 
@@ -216,12 +217,17 @@ export const userDataEndpoints = [
   }),
 ];
 
+/** Store a receipt; a public one (`m.read`) also goes to the room's other servers as an `m.receipt` EDU, in the same commit. */
 async function setReceipt(hs: Homeserver, roomId: string, receiptType: string, userId: string, eventId: string, threadId: string): Promise<void> {
-  await hs.writeLock.run(async () => {
+  const dests = await hs.writeLock.run(async () => {
     const b = hs.store.batch();
-    b.put('receipts', { roomId, receiptType, userId, threadId, eventId, ts: hs.clock(), stream: b.nextStream() });
+    const ts = hs.clock();
+    b.put('receipts', { roomId, receiptType, userId, threadId, eventId, ts, stream: b.nextStream() });
+    const out = await stageReceipt(hs, b, { roomId, receiptType, userId, eventId, threadId, ts });
     hs.notifier.notify(await b.commit());
+    return out;
   });
+  kickAll(hs, dests);
 }
 
 async function setFullyRead(hs: Homeserver, userId: string, roomId: string, eventId: string): Promise<void> {

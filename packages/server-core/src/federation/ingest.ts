@@ -10,8 +10,11 @@
  * /state. A rejected PDU never fails the transaction or anything else.
  */
 import { authEventTypes, checkAuth, checkAuthEventsList } from '../kernel/auth/index.ts';
+import { decodeBase64, encodeBase64, encodeBase64Url } from '../kernel/base64.ts';
 import { canonicalJsonBytes } from '../kernel/canonical-json.ts';
-import { checkContentHash, computeEventId, verifyEventSignature } from '../kernel/events.ts';
+import { ed25519, sha256 } from '../kernel/crypto.ts';
+import { signedPart } from '../kernel/signing.ts';
+import { checkContentHash, computeEventId, roomIdFromCreateEventId, verifyEventSignature } from '../kernel/events.ts';
 import { redactEvent } from '../kernel/redaction.ts';
 import { roomVersion, type RoomVersionRules } from '../kernel/room-versions.ts';
 import { refId, stateKey as sk, type JsonObject, type PDU, type StateMap } from '../kernel/types.ts';
@@ -21,23 +24,42 @@ import { Mutex } from '../util/async.ts';
 import { serverOf } from '../util/ids.ts';
 import { toClientEvent } from '../services/client-events.ts';
 import { MAX_EVENT_BYTES } from '../services/room-writer.ts';
+import { STATE_SNAPSHOT_INTERVAL } from '../store/rooms.ts';
+import type { WriteBatch } from '../store/store.ts';
 import { kernelPdu, PduCache, resolveStates, stageStateGroup } from './state.ts';
 import { publicKeyOfServer } from './x-matrix.ts';
 
 export type VerifyResult = { ok: true; eventId: string; pdu: PDU } | { ok: false; error: string; eventId?: string };
 
-/** Steps 1–3: format, signature, hash. Returns the event to use (redacted on a hash mismatch). */
+/**
+ * Steps 1–3: format, signature, hash. Returns the event to use (redacted on a hash mismatch).
+ * The reference hash (the event id) and the signature cover the same bytes — the redacted event
+ * without `signatures` and `unsigned` — so they are encoded once here (the kernel's `computeEventId` and
+ * `verifyEventSignature` each encode them again; they are used only for events carrying an `event_id`).
+ */
 export async function verifyPdu(raw: unknown, rules: RoomVersionRules): Promise<VerifyResult> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, error: 'not an object' };
   const pdu = raw as PDU;
   let eventId: string | undefined;
+  let signedBytes: Uint8Array | undefined;
+  let size: number;
   try {
-    if (canonicalJsonBytes(pdu).length > MAX_EVENT_BYTES) return { ok: false, error: 'event larger than 65536 bytes' };
-    eventId = computeEventId(pdu, rules);
+    // The id first, so that even an oversized event gets its own error in the transaction's answer.
+    if (rules.eventIdFormat === 'server' || 'event_id' in pdu) eventId = computeEventId(pdu, rules);
+    else {
+      signedBytes = canonicalJsonBytes(signedPart(redactEvent(pdu, rules) as unknown as JsonObject));
+      const hash = sha256(signedBytes);
+      eventId = '$' + (rules.eventIdFormat === 'hash-base64' ? encodeBase64(hash) : encodeBase64Url(hash));
+    }
+    // Canonical JSON is never longer than JSON.stringify's output, and UTF-8 takes at most 3 bytes per
+    // UTF-16 code unit: only events near the limit need their exact size.
+    const approx = JSON.stringify(pdu).length;
+    size = approx * 3 <= MAX_EVENT_BYTES ? approx : canonicalJsonBytes(pdu).length;
   } catch (e) {
-    return { ok: false, error: `not canonical JSON: ${(e as Error).message}` };
+    return { ok: false, error: `not canonical JSON: ${(e as Error).message}`, eventId };
   }
   const bad = (error: string): VerifyResult => ({ ok: false, error, eventId });
+  if (size > MAX_EVENT_BYTES) return bad('event larger than 65536 bytes');
   if (typeof pdu.type !== 'string' || typeof pdu.sender !== 'string' || typeof pdu.content !== 'object' || pdu.content === null || Array.isArray(pdu.content)) return bad('missing type, sender or content');
   if (!Number.isSafeInteger(pdu.origin_server_ts) || !Number.isSafeInteger(pdu.depth)) return bad('missing origin_server_ts or depth');
   if (!Array.isArray(pdu.prev_events) || !Array.isArray(pdu.auth_events)) return bad('missing prev_events or auth_events');
@@ -52,13 +74,20 @@ export async function verifyPdu(raw: unknown, rules: RoomVersionRules): Promise<
   if (!pub) return bad(`cannot verify events of ${server}: not a key-named server`);
   const sigs = (pdu.signatures ?? {})[server];
   let verified = false;
-  if (sigs && typeof sigs === 'object') {
+  if (sigs && typeof sigs === 'object' && !Array.isArray(sigs)) {
     for (const keyId of Object.keys(sigs)) {
       if (!keyId.startsWith('ed25519:')) continue;
-      if (await verifyEventSignature(pdu, rules, server, keyId, pub)) {
-        verified = true;
-        break;
-      }
+      if (signedBytes) {
+        const sig = (sigs as Record<string, unknown>)[keyId];
+        let sigBytes: Uint8Array | undefined;
+        try {
+          sigBytes = typeof sig === 'string' ? decodeBase64(sig) : undefined;
+        } catch {
+          sigBytes = undefined;
+        }
+        if (sigBytes && (await (await ed25519()).verify(pub, signedBytes, sigBytes))) verified = true;
+      } else if (await verifyEventSignature(pdu, rules, server, keyId, pub)) verified = true;
+      if (verified) break;
     }
   }
   if (!verified) return bad(`no valid signature from ${server}`);
@@ -84,10 +113,14 @@ export class Ingester {
     return m;
   }
 
-  /** `PUT /send/{txnId}`: every PDU gets its own result; nothing one PDU does can fail another. */
+  /**
+   * `PUT /send/{txnId}`: every PDU gets its own result; nothing one PDU does can fail another. Rooms are
+   * processed side by side; within a room, every PDU's signature and hash checks start at once (the
+   * ed25519 work runs off the main thread, overlapping the rest), and the PDUs are accepted one by one
+   * in depth order, so that prev events come before their children.
+   */
   async receivePdus(origin: string, pdus: unknown[]): Promise<Record<string, PduOutcome>> {
     const results: Record<string, PduOutcome> = {};
-    // Per room, in depth order, so that prev events arrive before their children.
     const byRoom = new Map<string, unknown[]>();
     for (const p of pdus) {
       const roomId = typeof (p as PDU)?.room_id === 'string' ? (p as PDU).room_id! : '';
@@ -97,13 +130,33 @@ export class Ingester {
     }
     await Promise.all(
       [...byRoom].map(async ([roomId, list]) => {
-        list.sort((a, b) => Number((a as PDU)?.depth ?? 0) - Number((b as PDU)?.depth ?? 0));
-        for (const raw of list) {
-          const r = await this.receive(origin, roomId, raw).catch((e) => {
-            this.hs.log(e);
-            return { eventId: undefined, error: 'internal error' };
-          });
-          if (r.eventId) results[r.eventId] = r.error ? { error: r.error } : {};
+        try {
+          const room = roomId ? await this.hs.store.rooms.room(roomId) : undefined;
+          if (!room) {
+            for (const raw of list) {
+              const id = tryEventId(raw);
+              if (id) results[id] = { error: 'unknown room' };
+            }
+            return;
+          }
+          const rules = roomVersion(room.version)!;
+          // All checks start at once; each PDU is accepted as soon as its own are done (and those before it).
+          const checks = list.map((raw) => verifyPdu(raw, rules));
+          const order = checks.map((v, i) => ({ v, depth: Number((list[i] as PDU)?.depth ?? 0) })).sort((x, y) => x.depth - y.depth);
+          for (const { v: pending } of order) {
+            const v = await pending;
+            let r: { eventId?: string; error?: string };
+            if (!v.ok) r = v;
+            else {
+              r = await this.lockOf(roomId).run(() => this.accept(origin, room.roomId, rules, v.eventId, v.pdu, 0)).catch((e) => {
+                this.hs.log(e);
+                return { eventId: v.eventId, error: 'internal error' };
+              });
+            }
+            if (r.eventId) results[r.eventId] = r.error ? { error: r.error } : {};
+          }
+        } catch (e) {
+          this.hs.log(e);
         }
       }),
     );
@@ -120,24 +173,126 @@ export class Ingester {
     return this.lockOf(roomId).run(() => this.accept(origin, room.roomId, rules, v.eventId, v.pdu, depth));
   }
 
+  // --- caches: what this ingester wrote or read lately, so a busy room's next events need not read it back ---
+
+  /** State groups by id (groups are immutable). Those this ingester staged, and those it read. */
+  private groups = new Map<number, StateMap>();
+  /** Delta-chain length of state groups this ingester staged (see `stageStateGroup`). */
+  private chains = new Map<number, number>();
+  /** The state group after an event, for events whose state is known (that never changes once set). */
+  private stateAfterOf = new Map<string, number>();
+
+  private rememberGroup(id: number, state: StateMap, chain?: number): void {
+    if (this.groups.size >= 64) this.groups.clear();
+    this.groups.set(id, state);
+    if (chain !== undefined) {
+      if (this.chains.size >= 4096) this.chains.clear();
+      this.chains.set(id, chain);
+    }
+  }
+  private rememberStateAfter(eventId: string, group: number): void {
+    if (this.stateAfterOf.size >= 50_000) this.stateAfterOf.clear();
+    this.stateAfterOf.set(eventId, group);
+  }
+  /** The state a group holds (from this ingester's cache, else the Store). */
+  async stateOfGroup(id: number): Promise<StateMap> {
+    const cached = this.groups.get(id);
+    if (cached) return cached;
+    const state = await this.hs.store.rooms.stateGroup(id);
+    this.rememberGroup(id, state);
+    return state;
+  }
+  /** Stage a group `base` + `changes` (keys added or replaced): a delta record, or a snapshot every so often. */
+  private async stageDelta(b: WriteBatch, roomId: string, base: number, state: StateMap, changes: [string, string][]): Promise<number> {
+    let chain = this.chains.get(base);
+    if (chain === undefined) chain = (await this.hs.store.rooms.stateGroupRecord(base))?.chain ?? STATE_SNAPSHOT_INTERVAL;
+    const id = b.newStateGroupId();
+    if (chain < STATE_SNAPSHOT_INTERVAL && changes.length <= 256) {
+      b.put('state_groups', { id, roomId, prev: base, entries: changes, chain: chain + 1 });
+      this.rememberGroup(id, state, chain + 1);
+    } else {
+      b.put('state_groups', { id, roomId, entries: [...state], chain: 0 });
+      this.rememberGroup(id, state, 0);
+    }
+    return id;
+  }
+  /** Stage a group holding `state`, as a delta over `base` when that is cheap. */
+  private async stageFull(b: WriteBatch, roomId: string, state: StateMap, base?: { id: number; state: StateMap }): Promise<number> {
+    const id = await stageStateGroup(this.hs, b, roomId, state, base);
+    this.rememberGroup(id, state);
+    return id;
+  }
+
+  /** Auth events as kernel PDUs, from the cache or the Store; undefined for unknown ones; `rejected` if any was. */
+  private async authPdusOf(ids: string[]): Promise<{ pdus: PDU[]; missing: number; rejected: boolean }> {
+    const pdus: PDU[] = [];
+    const miss: string[] = [];
+    for (const id of ids) {
+      const p = this.cache.peek(id);
+      if (p) pdus.push(p);
+      else miss.push(id);
+    }
+    let missing = 0;
+    let rejected = false;
+    if (miss.length) {
+      const got = await this.hs.store.rooms.events(miss);
+      for (const id of miss) {
+        const e = got.get(id);
+        if (!e) missing++;
+        else if (e.rejected) rejected = true;
+        else {
+          const p = kernelPdu(e);
+          this.cache.set(id, p);
+          pdus.push(p);
+        }
+      }
+    }
+    // Keep the event's order of auth events (the structural check does not depend on it, but be exact).
+    if (miss.length && !missing && !rejected) {
+      const byId = new Map(pdus.map((p) => [p.event_id!, p]));
+      return { pdus: ids.map((id) => byId.get(id)!), missing, rejected };
+    }
+    return { pdus, missing, rejected };
+  }
+
+  /** The state group after each prev event whose state is known, and whether any prev was rejected. */
+  private async prevStatesOf(prevIds: string[], fresh = false): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const miss: string[] = [];
+    for (const id of prevIds) {
+      const g = fresh ? undefined : this.stateAfterOf.get(id);
+      if (g !== undefined) out.set(id, g);
+      else miss.push(id);
+    }
+    if (miss.length) {
+      for (const [id, e] of await this.hs.store.rooms.events(miss)) {
+        if (e.stateAfter !== undefined && !e.rejected) {
+          out.set(id, e.stateAfter);
+          this.rememberStateAfter(id, e.stateAfter);
+        }
+      }
+    }
+    return out;
+  }
+
   private async accept(origin: string, roomId: string, rules: RoomVersionRules, eventId: string, pdu: PDU, depth: number): Promise<{ eventId: string; error?: string }> {
     const hs = this.hs;
     const existing = await hs.store.rooms.event(eventId);
-    if (existing && existing.stream !== undefined) return { eventId };
+    if (existing && (existing.stream !== undefined || existing.softFailed)) return { eventId };
     if (existing?.rejected) return { eventId, error: `rejected: ${existing.rejected}` };
     if (pdu.room_id !== roomId) return { eventId, error: 'wrong room' };
     const withId: PDU = { ...pdu, event_id: eventId };
 
     // 4. Auth events: known (fetched if not), accepted, and allowing the event.
     const authIds = (pdu.auth_events ?? []).map(refId);
-    let authEvents = await this.loadAuthEvents(authIds);
-    if (authEvents.length < authIds.length) {
+    let auth = await this.authPdusOf(authIds);
+    if (auth.missing) {
       await this.fetchAuthChain(origin, roomId, rules, eventId);
-      authEvents = await this.loadAuthEvents(authIds);
-      if (authEvents.length < authIds.length) return this.reject(roomId, eventId, pdu, 'auth events unavailable', false);
+      auth = await this.authPdusOf(authIds);
+      if (auth.missing) return this.reject(roomId, eventId, pdu, 'auth events unavailable', false);
     }
-    if (authEvents.some((e) => e.rejected)) return this.reject(roomId, eventId, pdu, 'an auth event was rejected');
-    const authPdus = authEvents.map(kernelPdu);
+    if (auth.rejected) return this.reject(roomId, eventId, pdu, 'an auth event was rejected');
+    const authPdus = auth.pdus;
     const create = await this.createEventOf(roomId, rules, authPdus);
     const structural = checkAuthEventsList(withId, authPdus, rules);
     if (!structural.allowed) return this.reject(roomId, eventId, pdu, structural.reason);
@@ -148,27 +303,26 @@ export class Ingester {
     if (!v1.allowed) return this.reject(roomId, eventId, pdu, v1.reason);
 
     // Prev events: fill gaps (bounded), then the state before the event.
-    const prevIds = (pdu.prev_events ?? []).map(refId);
-    let prevs = await hs.store.rooms.events(prevIds);
-    const missing = prevIds.filter((id) => !prevs.get(id)?.stateAfter);
-    if (missing.length && depth < 3) {
+    const prevIds = [...new Set((pdu.prev_events ?? []).map(refId))];
+    let prevs = await this.prevStatesOf(prevIds);
+    if (prevs.size < prevIds.length && depth < 3) {
       await this.fetchMissing(origin, roomId, rules, eventId, depth);
-      prevs = await hs.store.rooms.events(prevIds);
-      for (const id of prevIds.filter((id) => !prevs.get(id)?.stateAfter)) await this.fetchStateAt(origin, roomId, rules, id);
-      prevs = await hs.store.rooms.events(prevIds);
+      prevs = await this.prevStatesOf(prevIds, true);
+      for (const id of prevIds.filter((id) => !prevs.has(id))) await this.fetchStateAt(origin, roomId, rules, id);
+      prevs = await this.prevStatesOf(prevIds, true);
     }
     const prevStates: StateMap[] = [];
     for (const id of prevIds) {
-      const p = prevs.get(id);
-      if (p?.stateAfter && !p.rejected) prevStates.push(await hs.store.rooms.stateGroup(p.stateAfter));
+      const g = prevs.get(id);
+      if (g !== undefined) prevStates.push(await this.stateOfGroup(g));
     }
     if (prevStates.length === 0) return this.reject(roomId, eventId, pdu, 'state before the event is unknown', false);
     const stateBefore = await resolveStates(this.cache, prevStates, rules);
 
     // 5. Against the state before the event.
+    const keys = authEventTypes(withId, rules).concat([['m.room.create', '']]);
     const lookupIn = async (state: StateMap) => {
       const ids: string[] = [];
-      const keys = authEventTypes(withId, rules).concat([['m.room.create', '']]);
       for (const [t, k] of keys) {
         const id = state.get(sk(t, k));
         if (id) ids.push(id);
@@ -185,23 +339,27 @@ export class Ingester {
     // 6 and commit, under the write lock: the current state may have moved meanwhile.
     return hs.writeLock.run(async () => {
       const room = (await hs.store.rooms.room(roomId))!;
-      const current = await hs.store.rooms.stateGroup(room.stateGroup);
-      const softFailed = !checkAuth(withId, await lookupIn(current), rules).allowed;
-      await this.persist(room, rules, eventId, pdu, prevIds, stateBefore, prevs, softFailed);
+      const current = await this.stateOfGroup(room.stateGroup);
+      const softFailed = current !== stateBefore && !checkAuth(withId, await lookupIn(current), rules).allowed;
+      await this.persist(room, rules, eventId, pdu, prevIds, stateBefore, prevs, current, softFailed);
       return { eventId };
     });
   }
 
   private async persist(room: RoomRecord, rules: RoomVersionRules, eventId: string, pdu: PDU, prevIds: string[], stateBefore: StateMap,
-    prevs: Map<string, StoredEvent>, softFailed: boolean): Promise<void> {
+    prevs: Map<string, number>, oldCurrent: StateMap, softFailed: boolean): Promise<void> {
     const hs = this.hs;
     const b = hs.store.batch();
-    const firstPrev = prevs.get(prevIds[0]);
-    const beforeGroup = prevIds.length === 1 && firstPrev?.stateAfter
-      ? firstPrev.stateAfter
-      : await stageStateGroup(hs, b, room.roomId, stateBefore, firstPrev?.stateAfter ? { id: firstPrev.stateAfter, state: await hs.store.rooms.stateGroup(firstPrev.stateAfter) } : undefined);
+    const firstPrevGroup = prevs.get(prevIds[0]);
+    // The state before: the prev event's group when there is one prev, else a group for the resolved state.
+    let beforeGroup: number;
+    if (prevIds.length === 1 && firstPrevGroup !== undefined) beforeGroup = firstPrevGroup;
+    else if (stateBefore === oldCurrent) beforeGroup = room.stateGroup;
+    else beforeGroup = await this.stageFull(b, room.roomId, stateBefore, firstPrevGroup !== undefined ? { id: firstPrevGroup, state: await this.stateOfGroup(firstPrevGroup) } : undefined);
     let afterGroup = beforeGroup;
     let stateAfter = stateBefore;
+    /** The change the event itself makes to the state (none for a message). */
+    let change: [string, string] | undefined;
     const stored: StoredEvent = {
       eventId, roomId: room.roomId, pdu, depth: pdu.depth ?? 0, type: pdu.type, sender: pdu.sender, stateBefore: beforeGroup,
     };
@@ -214,8 +372,9 @@ export class Ingester {
         stored.replacesState = prevId;
         if (prev) (stored.prevContent = prev.pdu.content, (stored.prevSender = prev.sender));
       }
+      change = [key, eventId];
       stateAfter = new Map(stateBefore).set(key, eventId);
-      afterGroup = await stageStateGroup(hs, b, room.roomId, stateAfter, { id: beforeGroup, state: stateBefore });
+      afterGroup = await this.stageDelta(b, room.roomId, beforeGroup, stateAfter, [change]);
     }
     stored.stateAfter = afterGroup;
     if (pdu.type === 'm.room.member' && typeof pdu.content.membership === 'string') stored.membership = pdu.content.membership;
@@ -228,9 +387,9 @@ export class Ingester {
 
     if (softFailed) {
       // Kept in the DAG (its state is known) but not in the timeline nor an extremity.
-      stored.rejected = undefined;
       b.put('events', { ...stored, softFailed: true });
       await b.commit();
+      this.rememberStateAfter(eventId, afterGroup);
       return;
     }
     const stream = b.nextStream();
@@ -239,23 +398,28 @@ export class Ingester {
     // New forward extremities and the current state they resolve to.
     const extremities = room.extremities.filter((id) => !prevIds.includes(id));
     extremities.push(eventId);
-    const oldCurrent = await hs.store.rooms.stateGroup(room.stateGroup);
     let newCurrent: StateMap;
     let currentGroup: number;
+    /** What changed in the current state, when known without comparing whole states. */
+    let changes: [string, string][] | undefined;
     if (extremities.length === 1) {
       newCurrent = stateAfter;
       currentGroup = afterGroup;
+      // The usual case: the event follows the room's only extremity.
+      if (stateBefore === oldCurrent || beforeGroup === room.stateGroup) changes = change ? [change] : [];
     } else {
-      const states: StateMap[] = [];
-      const exEvents = await hs.store.rooms.events(extremities.filter((id) => id !== eventId));
-      states.push(stateAfter);
-      for (const e of exEvents.values()) if (e.stateAfter) states.push(await hs.store.rooms.stateGroup(e.stateAfter));
+      const states: StateMap[] = [stateAfter];
+      const others = await this.prevStatesOf(extremities.filter((id) => id !== eventId));
+      for (const g of new Set(others.values())) states.push(await this.stateOfGroup(g));
       newCurrent = await resolveStates(this.cache, states, rules);
-      currentGroup = newCurrent === stateAfter ? afterGroup : await stageStateGroup(hs, b, room.roomId, newCurrent, { id: room.stateGroup, state: oldCurrent });
+      if (newCurrent === stateAfter) currentGroup = afterGroup;
+      else if (newCurrent === oldCurrent) {
+        currentGroup = room.stateGroup;
+        changes = [];
+      } else currentGroup = await this.stageFull(b, room.roomId, newCurrent, { id: room.stateGroup, state: oldCurrent });
     }
     // Current state and memberships: write what changed.
-    for (const [k, id] of newCurrent) {
-      if (oldCurrent.get(k) === id) continue;
+    const write = async (k: string, id: string) => {
       const sep = k.indexOf('\u0000');
       const type = k.slice(0, sep);
       const key = k.slice(sep + 1);
@@ -264,16 +428,21 @@ export class Ingester {
         const ev = id === eventId ? stored : await hs.store.rooms.event(id);
         if (ev?.membership) b.put('memberships', { userId: key, roomId: room.roomId, membership: ev.membership, eventId: id, stream });
       }
-    }
-    for (const k of oldCurrent.keys()) {
-      if (newCurrent.has(k)) continue;
-      const sep = k.indexOf('\u0000');
-      b.delete('current_state', [room.roomId, k.slice(0, sep), k.slice(sep + 1)]);
+    };
+    if (changes) for (const [k, id] of changes) await write(k, id);
+    else {
+      for (const [k, id] of newCurrent) if (oldCurrent.get(k) !== id) await write(k, id);
+      for (const k of oldCurrent.keys()) {
+        if (newCurrent.has(k)) continue;
+        const sep = k.indexOf('\u0000');
+        b.delete('current_state', [room.roomId, k.slice(0, sep), k.slice(sep + 1)]);
+      }
     }
     b.put('rooms', { ...room, extremities, stateGroup: currentGroup, maxDepth: Math.max(room.maxDepth, stored.depth) });
     if (pdu.type === 'm.room.redaction') await this.applyRedaction(b, stored, rules, newCurrent);
     b.put('events', stored);
     const pos = await b.commit();
+    this.rememberStateAfter(eventId, afterGroup);
     hs.notifier.notify(pos);
   }
 
@@ -313,11 +482,6 @@ export class Ingester {
     return { eventId, error: reason };
   }
 
-  private async loadAuthEvents(ids: string[]): Promise<StoredEvent[]> {
-    const m = await this.hs.store.rooms.events(ids);
-    return ids.map((id) => m.get(id)).filter((e): e is StoredEvent => !!e);
-  }
-
   /** The room's create event (v12 auth_events leave it out: it is named by the room id). */
   private async createEventOf(roomId: string, rules: RoomVersionRules, authPdus: PDU[]): Promise<PDU | undefined> {
     const listed = authPdus.find((p) => p.type === 'm.room.create' && p.state_key === '');
@@ -347,46 +511,77 @@ export class Ingester {
    * Returns the ids of the events accepted.
    */
   async storeOutliers(roomId: string, rules: RoomVersionRules, raws: unknown[]): Promise<Set<string>> {
-    const verified: { eventId: string; pdu: PDU }[] = [];
+    return new Set((await this.storeOutliersVerified(roomId, rules, raws)).accepted.keys());
+  }
+
+  /**
+   * `storeOutliers`, answering also with the accepted events (as verified: redacted on a hash mismatch)
+   * and each input's event id (undefined where it failed verification), so callers need not verify again.
+   */
+  async storeOutliersVerified(roomId: string, rules: RoomVersionRules, raws: unknown[]): Promise<{ accepted: Map<string, PDU>; ids: (string | undefined)[] }> {
     const results = await Promise.all(raws.map((r) => verifyPdu(r, rules)));
-    for (const v of results) if (v.ok) verified.push(v);
-    verified.sort((a, b) => (a.pdu.depth ?? 0) - (b.pdu.depth ?? 0));
-    const accepted = new Set<string>();
+    const ids = results.map((v) => (v.ok ? v.eventId : undefined));
+    const byId = new Map<string, PDU>();
+    for (const v of results) {
+      if (!v.ok || byId.has(v.eventId)) continue;
+      const isCreate = v.pdu.type === 'm.room.create' && v.pdu.state_key === '';
+      const inRoom = v.pdu.room_id === roomId || (isCreate && rules.auth.roomIdFromCreateEvent && v.pdu.room_id === undefined && roomIdFromCreateEventId(v.eventId) === roomId);
+      if (inRoom) byId.set(v.eventId, v.pdu);
+    }
+    const accepted = new Map<string, PDU>();
+    /** Events known to be accepted, as kernel PDUs: those of this batch as they pass, and stored ones. */
     const known = new Map<string, PDU>();
-    const existing = await this.hs.store.rooms.events(verified.map((v) => v.eventId).concat(verified.flatMap((v) => (v.pdu.auth_events ?? []).map(refId))));
+    const outside = new Set<string>();
+    for (const p of byId.values()) for (const a of p.auth_events ?? []) if (!byId.has(refId(a))) outside.add(refId(a));
+    for (const id of outside) {
+      const p = this.cache.peek(id);
+      if (p) (known.set(id, p), outside.delete(id));
+    }
+    const existing = await this.hs.store.rooms.events([...byId.keys(), ...outside]);
     for (const [id, e] of existing) if (!e.rejected) known.set(id, kernelPdu(e));
+    let create: PDU | undefined;
+    for (const p of known.values()) if (p.type === 'm.room.create' && p.state_key === '') create = p;
+    if (!create) {
+      const stored = await this.hs.store.rooms.stateEvent(roomId, 'm.room.create', '');
+      if (stored && !stored.rejected) create = kernelPdu(stored);
+    }
     const b = this.hs.store.batch();
+    // Already stored (and not rejected): kept as they are (never overwrite a timeline event).
+    let pending: { eventId: string; pdu: PDU }[] = [];
+    for (const [eventId, pdu] of byId) {
+      const e = existing.get(eventId);
+      if (e && !e.rejected) accepted.set(eventId, pdu);
+      else pending.push({ eventId, pdu });
+    }
+    pending.sort((a, b) => (a.pdu.depth ?? 0) - (b.pdu.depth ?? 0));
     // Events may come in any order: repeat passes until nothing more can be checked.
-    let pending = verified.filter((v) => {
-      const e = existing.get(v.eventId);
-      if (e && !e.rejected) {
-        accepted.add(v.eventId);
-        return false;
-      }
-      return true;
-    });
     for (let pass = 0; pending.length && pass < 50; pass++) {
       const next: typeof pending = [];
       for (const v of pending) {
-        const withId = { ...v.pdu, event_id: v.eventId };
         const authIds = (v.pdu.auth_events ?? []).map(refId);
         if (authIds.some((id) => !known.has(id))) {
           next.push(v);
           continue;
         }
+        const withId = { ...v.pdu, event_id: v.eventId };
         const authPdus = authIds.map((id) => known.get(id)!);
         const byKey = new Map<string, PDU>();
-        for (const a of authPdus) if (a.state_key !== undefined) byKey.set(sk(a.type, a.state_key), a);
-        const create = authPdus.find((a) => a.type === 'm.room.create') ?? [...known.values()].find((p) => p.type === 'm.room.create' && p.state_key === '');
-        if (create) byKey.set(sk('m.room.create', ''), create);
+        let authCreate: PDU | undefined;
+        for (const a of authPdus) {
+          if (a.state_key !== undefined) byKey.set(sk(a.type, a.state_key), a);
+          if (a.type === 'm.room.create') authCreate = a;
+        }
+        const c = authCreate ?? create;
+        if (c) byKey.set(sk('m.room.create', ''), c);
         const ok = checkAuthEventsList(withId, authPdus, rules).allowed && checkAuth(withId, (t, k) => byKey.get(sk(t, k)), rules).allowed;
         const stored: StoredEvent = { eventId: v.eventId, roomId, pdu: v.pdu, depth: v.pdu.depth ?? 0, type: v.pdu.type, sender: v.pdu.sender };
         if (v.pdu.state_key !== undefined) stored.stateKey = v.pdu.state_key;
         if (v.pdu.type === 'm.room.member' && typeof v.pdu.content.membership === 'string') stored.membership = v.pdu.content.membership;
         if (ok) {
           known.set(v.eventId, withId);
-          accepted.add(v.eventId);
+          accepted.set(v.eventId, v.pdu);
           this.cache.set(v.eventId, withId);
+          if (v.pdu.type === 'm.room.create' && v.pdu.state_key === '') create ??= withId;
         } else stored.rejected = 'not allowed by its auth events';
         b.put('events', stored);
       }
@@ -394,7 +589,7 @@ export class Ingester {
       pending = next;
     }
     if (b.ops.length) await b.commit();
-    return accepted;
+    return { accepted, ids };
   }
 
   /** Fill a gap before `eventId` with get_missing_events (spec: "Retrieving missing events"). */
@@ -412,8 +607,9 @@ export class Ingester {
       return;
     }
     events.sort((a, b) => Number((a as PDU)?.depth ?? 0) - Number((b as PDU)?.depth ?? 0));
-    for (const raw of events) {
-      const v = await verifyPdu(raw, rules);
+    const checks = events.map((raw) => verifyPdu(raw, rules));
+    for (const check of checks) {
+      const v = await check;
       if (!v.ok) continue;
       await this.accept(origin, roomId, rules, v.eventId, v.pdu, depth + 1);
     }
@@ -428,14 +624,14 @@ export class Ingester {
       ]);
       const statePdus = Array.isArray(st.pdus) ? st.pdus : [];
       const prevRaw = Array.isArray(ev.pdus) ? ev.pdus[0] : undefined;
-      const accepted = await this.storeOutliers(roomId, rules, [...(Array.isArray(st.auth_chain) ? st.auth_chain : []), ...statePdus, ...(prevRaw ? [prevRaw] : [])]);
+      const chain = Array.isArray(st.auth_chain) ? st.auth_chain : [];
+      const { accepted, ids } = await this.storeOutliersVerified(roomId, rules, [...chain, ...statePdus, ...(prevRaw ? [prevRaw] : [])]);
       const state: StateMap = new Map();
-      for (const raw of statePdus) {
-        const p = raw as PDU;
-        if (typeof p?.state_key !== 'string') continue;
-        const id = tryEventIdFor(p, rules);
-        if (id && accepted.has(id)) state.set(sk(p.type, p.state_key), id);
-      }
+      statePdus.forEach((_, i) => {
+        const id = ids[chain.length + i];
+        const p = id ? accepted.get(id) : undefined;
+        if (id && p && typeof p.state_key === 'string') state.set(sk(p.type, p.state_key), id);
+      });
       const prev = await this.hs.store.rooms.event(prevId);
       if (!prev || prev.rejected) return;
       await this.hs.writeLock.run(async () => {
@@ -456,12 +652,3 @@ function tryEventId(raw: unknown): string | undefined {
   const p = raw as PDU;
   return typeof p?.event_id === 'string' ? p.event_id : undefined;
 }
-
-function tryEventIdFor(p: PDU, rules: RoomVersionRules): string | undefined {
-  try {
-    return computeEventId(p, rules);
-  } catch {
-    return undefined;
-  }
-}
-

@@ -25,23 +25,40 @@ export async function roomServers(hs: Homeserver, roomId: string): Promise<Set<s
   return out;
 }
 
-/** The whole auth chain of a set of events, loaded from the store (for send_join, /state, /event_auth). */
-export async function authChainOf(hs: Homeserver, ids: Iterable<string>): Promise<StoredEvent[]> {
+/**
+ * The whole auth chain of a set of events, loaded from the store (for send_join, /state, /event_auth).
+ * `loaded` may hold some of the start events already (they are not read again).
+ */
+export async function authChainOf(hs: Homeserver, ids: Iterable<string>, loaded?: Map<string, StoredEvent>): Promise<StoredEvent[]> {
+  const start = [...new Set(ids)];
+  const have = new Map<string, StoredEvent>();
+  const toRead: string[] = [];
+  for (const id of start) {
+    const e = loaded?.get(id);
+    if (e) have.set(id, e);
+    else toRead.push(id);
+  }
+  if (toRead.length) for (const [id, e] of await hs.store.rooms.events(toRead)) have.set(id, e);
   const seen = new Set<string>();
   const out: StoredEvent[] = [];
-  let frontier = [...new Set(ids)];
-  const start = await hs.store.rooms.events(frontier);
-  frontier = [];
-  for (const e of start.values()) for (const a of e.pdu.auth_events ?? []) frontier.push(refId(a));
-  while (frontier.length) {
-    const next: string[] = [];
-    const fresh = frontier.filter((id) => !seen.has(id));
-    fresh.forEach((id) => seen.add(id));
-    for (const e of (await hs.store.rooms.events(fresh)).values()) {
-      out.push(e);
-      for (const a of e.pdu.auth_events ?? []) if (!seen.has(refId(a))) next.push(refId(a));
+  let frontier: string[] = [];
+  const visit = (e: StoredEvent) => {
+    for (const a of e.pdu.auth_events ?? []) {
+      const id = refId(a);
+      if (!seen.has(id)) {
+        seen.add(id);
+        frontier.push(id);
+      }
     }
-    frontier = next;
+  };
+  for (const e of have.values()) visit(e);
+  while (frontier.length) {
+    const batch = frontier;
+    frontier = [];
+    for (const e of (await hs.store.rooms.events(batch)).values()) {
+      out.push(e);
+      visit(e);
+    }
   }
   return out;
 }
@@ -113,9 +130,11 @@ export async function sendJoin(hs: Homeserver, origin: string, roomId: string, e
   if (!stored?.stateBefore || stored.stream === undefined) throw forbidden('Join not accepted');
   // As the resident server, tell the room's other servers about the join.
   await broadcast(hs, roomId, [stored], new Set([origin]));
-  const stateIds = [...(await hs.store.rooms.stateGroup(stored.stateBefore)).values()];
-  const state = [...(await hs.store.rooms.events(stateIds)).values()];
-  const chain = await authChainOf(hs, stateIds.concat(eventId));
+  const stateIds = [...(await hs.ingest.stateOfGroup(stored.stateBefore)).values()];
+  const loaded = await hs.store.rooms.events(stateIds);
+  const state = [...loaded.values()];
+  loaded.set(eventId, stored);
+  const chain = await authChainOf(hs, stateIds.concat(eventId), loaded);
   return {
     origin: hs.serverName,
     state: state.map((e) => e.pdu) as unknown as JsonObject[],
@@ -182,13 +201,14 @@ export async function joinRemote(hs: Homeserver, userId: string, roomId: string,
 
 /** Store the room as send_join described it: state and auth chain as outliers, the join in the timeline. */
 async function persistJoin(hs: Homeserver, roomId: string, rules: RoomVersionRules, eventId: string, joinPdu: PDU, state: unknown[], authChain: unknown[]): Promise<void> {
-  const accepted = await hs.ingest.storeOutliers(roomId, rules, [...authChain, ...state]);
+  // Each event is verified once (signature, hash) and checked against its own auth events.
+  const { accepted, ids } = await hs.ingest.storeOutliersVerified(roomId, rules, [...authChain, ...state]);
   const stateMap: StateMap = new Map();
-  for (const raw of state) {
-    const v = await verifyPdu(raw, rules);
-    if (!v.ok || !accepted.has(v.eventId) || typeof v.pdu.state_key !== 'string') continue;
-    stateMap.set(sk(v.pdu.type, v.pdu.state_key), v.eventId);
-  }
+  state.forEach((_, i) => {
+    const id = ids[authChain.length + i];
+    const p = id ? accepted.get(id) : undefined;
+    if (id && p && typeof p.state_key === 'string') stateMap.set(sk(p.type, p.state_key), id);
+  });
   if (!stateMap.has(sk('m.room.create', ''))) throw new MatrixError(502, 'M_UNKNOWN', 'send_join returned no usable state');
   const jv = await verifyPdu(joinPdu, rules);
   if (!jv.ok || jv.eventId !== eventId) throw new MatrixError(502, 'M_UNKNOWN', 'send_join returned a different join event');
@@ -205,22 +225,25 @@ async function persistJoin(hs: Homeserver, roomId: string, rules: RoomVersionRul
       stateKey: jv.pdu.state_key, membership: 'join', stateBefore: before, stateAfter: after,
     };
     if (prevMember) {
-      const prev = await hs.store.rooms.event(prevMember);
+      const prev = accepted.get(prevMember) ?? (await hs.store.rooms.event(prevMember))?.pdu;
       stored.replacesState = prevMember;
-      if (prev) (stored.prevContent = prev.pdu.content, (stored.prevSender = prev.sender));
+      if (prev) (stored.prevContent = prev.content, (stored.prevSender = prev.sender));
     }
     b.put('events', stored);
     // The room's current state is now what the resident server said (older local state, e.g. from
     // before we left, is replaced).
     b.add({ op: 'deleteRange', store: 'current_state', range: { lower: [roomId], upper: [roomId, []] } });
-    const loaded = await hs.store.rooms.events([...afterState.values()]);
+    const missing = [...afterState.values()].filter((id) => id !== eventId && !accepted.has(id));
+    const loaded = missing.length ? await hs.store.rooms.events(missing) : new Map<string, StoredEvent>();
     for (const [k, id] of afterState) {
       const sep = k.indexOf('\u0000');
       const type = k.slice(0, sep);
       const key = k.slice(sep + 1);
       b.put('current_state', { roomId, type, stateKey: key, eventId: id });
-      const e = id === eventId ? stored : loaded.get(id);
-      if (type === 'm.room.member' && e?.membership) b.put('memberships', { userId: key, roomId, membership: e.membership, eventId: id, stream });
+      if (type !== 'm.room.member') continue;
+      const content = id === eventId ? jv.pdu.content : (accepted.get(id) ?? loaded.get(id)?.pdu)?.content;
+      const membership = content?.membership;
+      if (typeof membership === 'string') b.put('memberships', { userId: key, roomId, membership, eventId: id, stream });
     }
     b.put('rooms', {
       roomId, version: rules.id, extremities: [eventId], maxDepth: stored.depth, stateGroup: after,

@@ -33,8 +33,9 @@ export async function xMatrixHeader(
 }
 
 /**
- * Parse `X-Matrix k=v,k="v"` (RFC 7235 auth-param list: tokens or quoted strings with `\` escapes,
- * commas and optional whitespace between). Returns undefined when malformed or incomplete.
+ * Parse `X-Matrix k=v,k="v"` (RFC 9110 auth-param list: tokens or quoted strings with `\` escapes,
+ * commas and optional whitespace between; names are case-insensitive, unknown ones ignored). Returns
+ * undefined when malformed or incomplete.
  */
 export function parseXMatrix(header: string): XMatrixParams | undefined {
   const m = /^\s*X-Matrix\s+/i.exec(header);
@@ -43,6 +44,7 @@ export function parseXMatrix(header: string): XMatrixParams | undefined {
   const s = header;
   const params: Record<string, string> = {};
   const token = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+/y;
+  const unquoted = /[!#-+\--~]+/y;
   while (i < s.length) {
     while (i < s.length && (s[i] === ' ' || s[i] === '\t' || s[i] === ',')) i++;
     if (i >= s.length) break;
@@ -75,8 +77,10 @@ export function parseXMatrix(header: string): XMatrixParams | undefined {
       }
       if (!closed) return undefined;
     } else {
-      token.lastIndex = i;
-      const t = token.exec(s);
+      // A token; leniently, any run of visible characters but `,` and `"` (the spec asks recipients
+      // to take unquoted colons, as in `key=ed25519:abc`, and older servers send unquoted base64).
+      unquoted.lastIndex = i;
+      const t = unquoted.exec(s);
       if (!t) return undefined;
       value = t[0];
       i += t[0].length;

@@ -3,14 +3,19 @@
  * messaging", "Server-side key backups"): device keys, one-time and fallback keys, cross-signing keys and
  * signatures, device list changes, to-device inboxes, key backup, and the e2ee part of `/sync`.
  *
- * Local users only for now: remote users are left out of query/claim results and to-device messages for
- * them are dropped (the federation work adds them).
+ * Remote users: key queries and claims are proxied to their servers (grouped per server, unreachable
+ * servers listed in `failures`; a cache of remote device lists, kept up to date by `m.device_list_update`
+ * EDUs, answers for servers that cannot be reached), and to-device messages for them go out as
+ * `m.direct_to_device` EDUs. A node without federation leaves remote users out.
  */
 import { MatrixError, forbidden, invalidParam, missingParam, notFound } from '../api/errors.ts';
+import { deviceListOutbox, kickAll, stageToDevice } from '../federation/edus-out.ts';
+import { FederationError } from '../federation/service.ts';
 import { decodeBase64 } from '../kernel/base64.ts';
 import { signedPart, verifyJson } from '../kernel/signing.ts';
 import type { JsonObject } from '../kernel/types.ts';
 import type { Homeserver } from '../homeserver.ts';
+import { isUserId, serverOf } from '../util/ids.ts';
 import type { CrossSigningKeyRecord, FallbackKeyRecord, KeySignatureRecord, OneTimeKeyRecord, RoomKeyRecord, RoomKeyVersionRecord } from '../store/keys.ts';
 
 export interface E2eeUser {
@@ -22,6 +27,9 @@ type Signatures = Record<string, Record<string, string>>;
 type KeyObject = JsonObject | string;
 
 /** A stable serialisation (keys sorted) for equality checks; never throws, unlike canonical JSON on floats. */
+export function stableJson(x: unknown): string {
+  return stable(x);
+}
 function stable(x: unknown): string {
   if (Array.isArray(x)) return `[${x.map(stable).join(',')}]`;
   if (x && typeof x === 'object') {
@@ -117,6 +125,7 @@ export async function uploadKeys(hs: Homeserver, user: E2eeUser, req: UploadKeys
     const pos = await b.commit();
     if (changed) hs.notifier.notify(pos);
   });
+  void deviceListOutbox(hs).poke();
   return { one_time_key_counts: await oneTimeKeyCounts(hs, userId, deviceId) };
 }
 
@@ -134,7 +143,68 @@ export interface QueryKeysResult {
   failures: Record<string, JsonObject>;
 }
 
-export async function queryKeys(hs: Homeserver, requester: string, query: Record<string, string[]>): Promise<QueryKeysResult> {
+/** How long a client's key query or claim waits for remote servers by default (spec: `timeout`, 10 seconds). */
+export const DEFAULT_REMOTE_KEYS_TIMEOUT_MS = 10_000;
+
+/**
+ * keys/query: local users from the Store, remote users from their servers (one request per server, in
+ * parallel). `requester` decides which signatures and user-signing keys are visible (`''` for a server).
+ */
+export async function queryKeys(hs: Homeserver, requester: string, query: Record<string, string[]>, timeoutMs = DEFAULT_REMOTE_KEYS_TIMEOUT_MS): Promise<QueryKeysResult> {
+  const out = await queryLocalKeys(hs, requester, query);
+  if (!hs.federation.enabled) return out;
+  const byServer = new Map<string, Record<string, string[]>>();
+  for (const [userId, wanted] of Object.entries(query)) {
+    if (hs.isLocal(userId) || !isUserId(userId)) continue;
+    const server = serverOf(userId);
+    let m = byServer.get(server);
+    if (!m) byServer.set(server, (m = {}));
+    m[userId] = wanted;
+  }
+  await Promise.all([...byServer].map(async ([server, users]) => {
+    let res: JsonObject;
+    try {
+      res = await hs.federation.request(server, 'POST', '/_matrix/federation/v1/user/keys/query', { device_keys: users }, { timeoutMs: clampTimeout(timeoutMs) });
+    } catch (e) {
+      // Unreachable: answer from the device lists we keep for users sharing a room, if any.
+      let missing = false;
+      for (const [userId, wanted] of Object.entries(users)) {
+        const cached = await remoteDeviceCache(hs, userId);
+        if (!cached) {
+          missing = true;
+          continue;
+        }
+        out.device_keys[userId] = Object.fromEntries(Object.entries(cached.devices).filter(([d]) => wanted.length === 0 || wanted.includes(d)));
+        if (cached.master_key) out.master_keys[userId] = await withOwnSignatures(hs, requester, userId, cached.master_key);
+        if (cached.self_signing_key) out.self_signing_keys[userId] = cached.self_signing_key;
+      }
+      if (missing) out.failures[server] = failureOf(e);
+      return;
+    }
+    const dk = asObject(res.device_keys);
+    for (const [userId, wanted] of Object.entries(users)) {
+      const devices = asObject(dk?.[userId]);
+      if (devices) {
+        const kept: Record<string, JsonObject> = {};
+        for (const [deviceId, keys] of Object.entries(devices)) {
+          const k = asObject(keys);
+          if (!k || k.user_id !== userId || k.device_id !== deviceId) continue;
+          if (wanted.length && !wanted.includes(deviceId)) continue;
+          kept[deviceId] = k;
+        }
+        out.device_keys[userId] = kept;
+      }
+      const master = crossSigningKeyOf(asObject(res.master_keys)?.[userId], userId, 'master');
+      if (master) out.master_keys[userId] = await withOwnSignatures(hs, requester, userId, master);
+      const self = crossSigningKeyOf(asObject(res.self_signing_keys)?.[userId], userId, 'self_signing');
+      if (self) out.self_signing_keys[userId] = self;
+    }
+  }));
+  return out;
+}
+
+/** keys/query for this server's users only (the federation endpoint, and the local part of a client query). */
+export async function queryLocalKeys(hs: Homeserver, requester: string, query: Record<string, string[]>): Promise<QueryKeysResult> {
   const out: QueryKeysResult = { device_keys: {}, master_keys: {}, self_signing_keys: {}, user_signing_keys: {}, failures: {} };
   for (const [userId, wanted] of Object.entries(query)) {
     if (!hs.isLocal(userId)) continue;
@@ -166,6 +236,38 @@ export async function queryKeys(hs: Homeserver, requester: string, query: Record
   return out;
 }
 
+/** A local user's devices as other servers see them (`GET /user/devices`, `m.device_list_update`). */
+export interface LocalDeviceList {
+  devices: { device_id: string; keys?: JsonObject; device_display_name?: string }[];
+  master_key?: JsonObject;
+  self_signing_key?: JsonObject;
+}
+
+export async function localDeviceList(hs: Homeserver, userId: string): Promise<LocalDeviceList> {
+  const [devices, q] = await Promise.all([hs.store.accounts.devices(userId), queryLocalKeys(hs, '', { [userId]: [] })]);
+  const keys = q.device_keys[userId] ?? {};
+  const out: LocalDeviceList = {
+    devices: devices.map((d) => {
+      const entry: LocalDeviceList['devices'][number] = { device_id: d.deviceId };
+      const k = keys[d.deviceId];
+      if (k) entry.keys = withoutUnsigned(k);
+      if (d.displayName !== undefined && d.displayName !== null) entry.device_display_name = d.displayName;
+      return entry;
+    }),
+  };
+  if (q.master_keys[userId]) out.master_key = q.master_keys[userId];
+  if (q.self_signing_keys[userId]) out.self_signing_key = q.self_signing_keys[userId];
+  return out;
+}
+
+/** A remote user's master key with the signatures `requester` made on it here (they stay on this server). */
+async function withOwnSignatures(hs: Homeserver, requester: string, userId: string, master: JsonObject): Promise<JsonObject> {
+  const pub = publicKeyOf(master);
+  if (!pub || !requester) return master;
+  const mine = (await hs.store.keys.signatures(userId, pub)).filter((s) => s.signerUserId === requester);
+  return mergeSignatures(master, mine);
+}
+
 /** The public key (unpadded base64, without `ed25519:`) of a stored cross-signing key. */
 function publicKeyOf(key: JsonObject): string | undefined {
   const keys = key.keys;
@@ -174,15 +276,144 @@ function publicKeyOf(key: JsonObject): string | undefined {
   return ids.length === 1 && ids[0].startsWith('ed25519:') ? ids[0].slice('ed25519:'.length) : undefined;
 }
 
+function clampTimeout(ms: number): number {
+  return Math.min(Math.max(Number.isFinite(ms) ? ms : DEFAULT_REMOTE_KEYS_TIMEOUT_MS, 1_000), 60_000);
+}
+
+function failureOf(e: unknown): JsonObject {
+  if (e instanceof FederationError) return { status: e.status || 503, message: e.message };
+  return { status: 503, message: 'Unreachable' };
+}
+
+function asObject(x: unknown): JsonObject | undefined {
+  return x && typeof x === 'object' && !Array.isArray(x) ? (x as JsonObject) : undefined;
+}
+
+/** A remote cross-signing key, when it is one of the user's of the given usage. */
+function crossSigningKeyOf(x: unknown, userId: string, usage: string): JsonObject | undefined {
+  const k = asObject(x);
+  if (!k || k.user_id !== userId || !Array.isArray(k.usage) || !k.usage.includes(usage) || !asObject(k.keys)) return undefined;
+  return k;
+}
+
+// --- remote device lists -----------------------------------------------------------------------------
+
+/**
+ * What we know of a remote user's devices (spec: "Device Management"): filled by `GET /user/devices` and
+ * kept current by `m.device_list_update` / `m.signing_key_update` EDUs; used when their server is unreachable.
+ * Devices are stored as keys/query returns them (with `unsigned.device_display_name`).
+ */
+export interface RemoteDeviceCache {
+  stream: number;
+  devices: Record<string, JsonObject>;
+  master_key?: JsonObject;
+  self_signing_key?: JsonObject;
+}
+const REMOTE_CACHE_KEY = (userId: string) => `remote_devices:${userId}`;
+
+export function remoteDeviceCache(hs: Homeserver, userId: string): Promise<RemoteDeviceCache | undefined> {
+  return hs.store.getMeta<RemoteDeviceCache>(REMOTE_CACHE_KEY(userId));
+}
+
+/** Record that a remote user's devices changed (sync's `device_lists.changed`), updating the cache with `update` when given. */
+export async function recordRemoteDeviceChange(
+  hs: Homeserver, userId: string, update?: (cache: RemoteDeviceCache | undefined) => RemoteDeviceCache | undefined | null,
+): Promise<void> {
+  await hs.writeLock.run(async () => {
+    const b = hs.store.batch();
+    if (update) {
+      const next = update(await remoteDeviceCache(hs, userId));
+      if (next === null) b.delete('meta', REMOTE_CACHE_KEY(userId));
+      else if (next) b.put('meta', { key: REMOTE_CACHE_KEY(userId), value: next });
+    }
+    b.put('device_list_changes', { stream: b.nextStream(), userId });
+    hs.notifier.notify(await b.commit());
+  });
+}
+
+const resyncing = new WeakMap<Homeserver, Set<string>>();
+
+/** Fetch a remote user's whole device list (`GET /user/devices/{userId}`) into the cache; false when it fails. */
+export async function resyncRemoteDevices(hs: Homeserver, userId: string): Promise<boolean> {
+  let busy = resyncing.get(hs);
+  if (!busy) resyncing.set(hs, (busy = new Set()));
+  if (busy.has(userId)) return false;
+  busy.add(userId);
+  try {
+    const res = await hs.federation.request(serverOf(userId), 'GET', `/_matrix/federation/v1/user/devices/${encodeURIComponent(userId)}`);
+    if (res.user_id !== userId || typeof res.stream_id !== 'number' || !Array.isArray(res.devices)) return false;
+    const cache: RemoteDeviceCache = { stream: res.stream_id, devices: {} };
+    for (const d of res.devices) {
+      const dev = asObject(d);
+      const keys = asObject(dev?.keys);
+      if (!dev || typeof dev.device_id !== 'string' || !keys || keys.user_id !== userId || keys.device_id !== dev.device_id) continue;
+      cache.devices[dev.device_id] = remoteDeviceEntry(keys, dev.device_display_name);
+    }
+    const master = crossSigningKeyOf(res.master_key, userId, 'master');
+    if (master) cache.master_key = master;
+    const self = crossSigningKeyOf(res.self_signing_key, userId, 'self_signing');
+    if (self) cache.self_signing_key = self;
+    await recordRemoteDeviceChange(hs, userId, () => cache);
+    return true;
+  } catch (e) {
+    if (!(e instanceof FederationError)) hs.log(e);
+    return false;
+  } finally {
+    busy.delete(userId);
+  }
+}
+
+/** A cached remote device: its keys with the display name in `unsigned`, as keys/query answers. */
+export function remoteDeviceEntry(keys: JsonObject, displayName: unknown): JsonObject {
+  return { ...withoutUnsigned(keys), unsigned: typeof displayName === 'string' ? { device_display_name: displayName } : {} };
+}
+
 // --- keys/claim --------------------------------------------------------------------------------------
 
-export async function claimKeys(hs: Homeserver, query: Record<string, Record<string, string>>): Promise<{ one_time_keys: Record<string, Record<string, Record<string, KeyObject>>>; failures: Record<string, JsonObject> }> {
+type ClaimResult = { one_time_keys: Record<string, Record<string, Record<string, KeyObject>>>; failures: Record<string, JsonObject> };
+
+/** keys/claim: local users from the Store, remote users from their servers (one request per server). */
+export async function claimKeys(hs: Homeserver, query: Record<string, Record<string, string>>, timeoutMs = DEFAULT_REMOTE_KEYS_TIMEOUT_MS): Promise<ClaimResult> {
+  const out = await claimLocalKeys(hs, query);
+  if (!hs.federation.enabled) return out;
+  const byServer = new Map<string, Record<string, Record<string, string>>>();
+  for (const [userId, devices] of Object.entries(query)) {
+    if (hs.isLocal(userId) || !isUserId(userId)) continue;
+    const server = serverOf(userId);
+    let m = byServer.get(server);
+    if (!m) byServer.set(server, (m = {}));
+    m[userId] = devices;
+  }
+  await Promise.all([...byServer].map(async ([server, users]) => {
+    try {
+      const res = await hs.federation.request(server, 'POST', '/_matrix/federation/v1/user/keys/claim', { one_time_keys: users }, { timeoutMs: clampTimeout(timeoutMs) });
+      const otks = asObject(res.one_time_keys);
+      for (const [userId, devices] of Object.entries(users)) {
+        const byDevice = asObject(otks?.[userId]);
+        if (!byDevice) continue;
+        for (const deviceId of Object.keys(devices)) {
+          const keys = asObject(byDevice[deviceId]);
+          if (!keys) continue;
+          const kept = Object.fromEntries(Object.entries(keys).filter(([, k]) => typeof k === 'string' || asObject(k))) as Record<string, KeyObject>;
+          if (Object.keys(kept).length) ((out.one_time_keys[userId] ??= {})[deviceId] = kept);
+        }
+      }
+    } catch (e) {
+      out.failures[server] = failureOf(e);
+    }
+  }));
+  return out;
+}
+
+/** keys/claim for this server's users only. */
+export async function claimLocalKeys(hs: Homeserver, query: Record<string, Record<string, string>>): Promise<ClaimResult> {
   const result: Record<string, Record<string, Record<string, KeyObject>>> = {};
   await hs.writeLock.run(async () => {
     const b = hs.store.batch();
     for (const [userId, devices] of Object.entries(query)) {
       if (!hs.isLocal(userId)) continue;
       for (const [deviceId, algorithm] of Object.entries(devices)) {
+        if (typeof algorithm !== 'string') continue;
         const otks = (await hs.store.keys.oneTimeKeys(userId, deviceId, algorithm)) as (OneTimeKeyRecord & { order?: number })[];
         let claimed: [string, KeyObject] | undefined;
         if (otks.length > 0) {
@@ -309,6 +540,7 @@ export async function uploadCrossSigningKeys(hs: Homeserver, userId: string, req
     b.put('device_list_changes', { stream: b.nextStream(), userId });
     hs.notifier.notify(await b.commit());
   });
+  void deviceListOutbox(hs).poke();
 }
 
 // --- keys/signatures/upload --------------------------------------------------------------------------
@@ -317,6 +549,13 @@ type Failure = { errcode: string; error: string };
 
 export async function uploadSignatures(hs: Homeserver, requester: string, body: Record<string, Record<string, JsonObject>>): Promise<{ failures: Record<string, Record<string, Failure>> }> {
   const failures: Record<string, Record<string, Failure>> = {};
+  // Other servers' users: their master keys are fetched first (not under the write lock), to check signatures against.
+  const remoteMasters = new Map<string, JsonObject>();
+  const remoteTargets = Object.keys(body).filter((t) => isUserId(t) && !hs.isLocal(t));
+  if (remoteTargets.length && hs.federation.enabled) {
+    const q = await queryKeys(hs, requester, Object.fromEntries(remoteTargets.map((t) => [t, []])));
+    for (const t of remoteTargets) if (q.master_keys[t]) remoteMasters.set(t, q.master_keys[t]);
+  }
   await hs.writeLock.run(async () => {
     const mine = await hs.store.keys.crossSigningKeys(requester);
     const myKey = (type: string) => {
@@ -328,7 +567,7 @@ export async function uploadSignatures(hs: Homeserver, requester: string, body: 
     for (const [target, keys] of Object.entries(body)) {
       for (const [keyId, obj] of Object.entries(keys)) {
         try {
-          const added = await checkSignatures(hs, requester, target, keyId, obj, myKey);
+          const added = await checkSignatures(hs, requester, target, keyId, obj, myKey, remoteMasters);
           for (const s of added) b.put('key_signatures', s);
           if (added.length) changedUsers.add(target);
         } catch (e) {
@@ -341,6 +580,7 @@ export async function uploadSignatures(hs: Homeserver, requester: string, body: 
     for (const u of changedUsers) b.put('device_list_changes', { stream: b.nextStream(), userId: u });
     hs.notifier.notify(await b.commit());
   });
+  void deviceListOutbox(hs).poke();
   return { failures };
 }
 
@@ -366,12 +606,17 @@ async function checkSignatures(
   keyId: string,
   obj: JsonObject,
   myKey: (type: string) => ParsedKey | undefined,
+  remoteMasters: Map<string, JsonObject>,
 ): Promise<KeySignatureRecord[]> {
-  if (!hs.isLocal(target)) throw new MatrixError(404, 'M_NOT_FOUND', 'Keys of remote users cannot be signed yet');
   let stored: JsonObject | undefined;
   let isMaster = false;
-  const [device] = await hs.store.keys.deviceKeys(target, keyId);
-  if (device) stored = device.keys;
+  // A remote user's master key, as their server just gave it (only master keys of others can be signed).
+  const remote = !hs.isLocal(target);
+  const [device] = remote ? [] : await hs.store.keys.deviceKeys(target, keyId);
+  if (remote) {
+    const m = remoteMasters.get(target);
+    if (m && publicKeyOf(m) === keyId) (stored = m), (isMaster = true);
+  } else if (device) stored = device.keys;
   else {
     for (const k of await hs.store.keys.crossSigningKeys(target)) {
       if (publicKeyOf(k.key) === keyId) {
@@ -474,8 +719,12 @@ export async function sendToDevice(hs: Homeserver, sender: E2eeUser, type: strin
     const key = txnKey(sender, txnId);
     if ((await hs.store.getMeta(key)) !== undefined) return; // already sent
     const b = hs.store.batch();
+    const remote: Record<string, Record<string, JsonObject>> = {};
     for (const [userId, byDevice] of Object.entries(messages)) {
-      if (!hs.isLocal(userId)) continue; // federation work: EDU m.direct_to_device
+      if (!hs.isLocal(userId)) {
+        if (isUserId(userId)) remote[userId] = byDevice;
+        continue;
+      }
       const devices = (await hs.store.accounts.devices(userId)).map((d) => d.deviceId);
       for (const [deviceId, content] of Object.entries(byDevice)) {
         const targets = deviceId === '*' ? devices : devices.includes(deviceId) ? [deviceId] : [];
@@ -484,8 +733,10 @@ export async function sendToDevice(hs: Homeserver, sender: E2eeUser, type: strin
         }
       }
     }
+    const dests = stageToDevice(hs, b, sender.userId, type, remote);
     b.put('meta', { key, value: hs.clock() });
     hs.notifier.notify(await b.commit());
+    kickAll(hs, dests);
   });
 }
 

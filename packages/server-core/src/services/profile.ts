@@ -6,6 +6,7 @@
 import { MatrixError, forbidden, notFound } from '../api/errors.ts';
 import type { JsonObject } from '../kernel/types.ts';
 import type { Homeserver } from '../homeserver.ts';
+import { kickAll, stagePresence } from '../federation/edus-out.ts';
 import type { AccountRecord } from '../store/records.ts';
 import type { PresenceRecord } from '../store/user-data.ts';
 import { isUserId, localpartOf } from '../util/ids.ts';
@@ -78,14 +79,18 @@ export async function setProfileField(hs: Homeserver, userId: string, field: Pro
 
 // --- presence -------------------------------------------------------------------------------------
 
+/** Set a local user's presence; servers sharing a room with them get an `m.presence` EDU in the same commit. */
 export async function setPresence(hs: Homeserver, userId: string, presence: string, statusMsg: string | null | undefined): Promise<void> {
-  await hs.writeLock.run(async () => {
+  const dests = await hs.writeLock.run(async () => {
     const b = hs.store.batch();
     const rec: PresenceRecord = { userId, presence, lastActiveTs: hs.clock(), stream: b.nextStream() };
     if (typeof statusMsg === 'string') rec.statusMsg = statusMsg;
     b.put('presence', rec);
+    const out = await stagePresence(hs, b, rec);
     hs.notifier.notify(await b.commit());
+    return out;
   });
+  kickAll(hs, dests);
 }
 
 /** Whether `viewer` may see `target`'s presence: themselves, or a user they share a joined room with. */
@@ -97,7 +102,8 @@ async function sharesRoom(hs: Homeserver, viewer: string, target: string): Promi
 }
 
 export async function getPresence(hs: Homeserver, viewer: string, userId: string): Promise<JsonObject> {
-  await localAccount(hs, userId);
+  // Remote users: what their server's m.presence EDUs said (offline when nothing was heard).
+  if (!(hs.federation.enabled && isUserId(userId) && !hs.isLocal(userId))) await localAccount(hs, userId);
   if (!(await sharesRoom(hs, viewer, userId))) throw forbidden('You are not allowed to see their presence');
   const rec = await hs.store.userData.presence(userId);
   if (!rec) return { presence: 'offline' };

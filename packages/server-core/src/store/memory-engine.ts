@@ -182,6 +182,13 @@ export class MemoryEngine implements StorageEngine {
     return fn(tx);
   }
   async write(ops: WriteOp[]): Promise<void> {
+    this.writeNow(ops);
+  }
+  /**
+   * `write`, synchronously: applies every op atomically before returning, or throws (nothing applied).
+   * For wrappers that must update a memory copy in the same turn as they decide to (CachingEngine).
+   */
+  writeNow(ops: readonly WriteOp[]): void {
     this.live();
     // Apply in order, checking each op against the state the earlier ops left (so a unique-index clash
     // between two puts of one batch is caught); on any failure, undo what was applied, newest first.

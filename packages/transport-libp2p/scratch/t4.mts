@@ -1,0 +1,13 @@
+import { streamPair } from '@libp2p/utils';
+import { sendRequest } from '../src/http/client.ts';
+import { serveStream } from '../src/http/server.ts';
+import { DEFAULT_LIMITS } from '../src/http/wire.ts';
+const l = { ...DEFAULT_LIMITS };
+const [out, inb] = await streamPair();
+const served = serveStream(inb, 'a'.repeat(64), async () => new Response('x'), { limits: { ...l, maxRequestBodyBytes: 100_000 }, log: (m, e) => console.log('LOG', m, e) }).then(() => console.log('served done', inb.status, inb.writeStatus));
+const t = setInterval(() => console.log('out', out.status, out.writeStatus, out.readStatus, out.writeBufferLength, out.writableNeedsDrain, 'inb', inb.status, inb.writeStatus, inb.readStatus, inb.readBufferLength), 1000);
+const response = await sendRequest(out, new Request('http://x/_matrix/federation/v1/send/1', { method: 'PUT', body: new Uint8Array(300_000) }), l);
+console.log('got response', response.status);
+console.log(await response.text());
+clearInterval(t);
+process.exit(0);
