@@ -22,6 +22,7 @@ import { SyncService } from './services/sync.ts';
 import { ENDPOINTS } from './endpoints.ts';
 import { FederationService } from './federation/service.ts';
 import { Ingester } from './federation/ingest.ts';
+import { deviceListOutbox } from './federation/edus-out.ts';
 import type { FederationTransport, RemoteContext } from './federation/transport.ts';
 
 export interface HomeserverOptions {
@@ -92,6 +93,7 @@ export class Homeserver {
   /** Start background work that must resume after a restart (outbound federation queues). */
   async start(): Promise<void> {
     await this.federation.start();
+    deviceListOutbox(this).start();
   }
 
   /** A user id on this server. */
@@ -104,6 +106,7 @@ export class Homeserver {
 
   async stop(): Promise<void> {
     this.federation.stop();
+    deviceListOutbox(this).stop();
     this.typing.stop();
     this.notifier.wakeAll();
     await this.store.close();

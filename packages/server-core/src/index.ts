@@ -5,7 +5,7 @@ export { InProcessNetwork } from './federation/in-process.ts';
 export type { FederationTransport, RemoteContext } from './federation/transport.ts';
 export { FederationError } from './federation/service.ts';
 export * from './store/index.ts';
-export { CachingEngine, MIRRORED_STORES, CACHED_STORES, type CachingEngineOptions, type CachingEngineStats } from './store/caching-engine.ts';
+export { CachingEngine, MIRRORED_STORES, CACHED_STORES, MIRROR_LIMITS, type CachingEngineOptions, type CachingEngineStats } from './store/caching-engine.ts';
 export { MatrixError } from './api/errors.ts';
 export type { Endpoint, AnyEndpoint, RequestContext, Requester } from './api/endpoint.ts';
 export { ENDPOINTS } from './endpoints.ts';

@@ -92,20 +92,6 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
     let origin: string | undefined;
     if (e.auth === 'user' || e.auth === 'optional-user') user = await authenticate(req, url, e.auth === 'user');
 
-    // Query parameters.
-    const rawQuery: Record<string, string | string[]> = {};
-    for (const [k, val] of url.searchParams) {
-      if (k === 'access_token') continue;
-      if (e.repeatedQuery?.includes(k)) ((rawQuery[k] as string[] | undefined) ??= [] as string[], (rawQuery[k] as string[]).push(val));
-      else if (!(k in rawQuery)) rawQuery[k] = val;
-    }
-    let query: unknown = rawQuery;
-    if (e.query) {
-      const r = v.safeParse(e.query, rawQuery);
-      if (!r.success) throw new MatrixError(400, 'M_INVALID_PARAM', describeIssues(r.issues));
-      query = r.output;
-    }
-
     // Body.
     let body: unknown = undefined;
     let raw: Uint8Array | undefined;
@@ -124,6 +110,20 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
       }
     }
     if (e.auth === 'server' && origin === undefined) origin = await hs.federation.authenticate(req, url, undefined, remote);
+
+    // Query parameters (after authentication: an unauthenticated request learns nothing about its query).
+    const rawQuery: Record<string, string | string[]> = {};
+    for (const [k, val] of url.searchParams) {
+      if (k === 'access_token') continue;
+      if (e.repeatedQuery?.includes(k)) ((rawQuery[k] as string[] | undefined) ??= [] as string[], (rawQuery[k] as string[]).push(val));
+      else if (!(k in rawQuery)) rawQuery[k] = val;
+    }
+    let query: unknown = rawQuery;
+    if (e.query) {
+      const r = v.safeParse(e.query, rawQuery);
+      if (!r.success) throw new MatrixError(400, 'M_INVALID_PARAM', describeIssues(r.issues));
+      query = r.output;
+    }
 
     const result = await e.handler({ hs, request: req, params, query, body, raw, user: user as Requester, origin });
     if (result instanceof Response) return result;

@@ -14,7 +14,7 @@ import { decodeBase64, encodeBase64, encodeBase64Url } from '../kernel/base64.ts
 import { canonicalJsonBytes } from '../kernel/canonical-json.ts';
 import { ed25519, sha256 } from '../kernel/crypto.ts';
 import { signedPart } from '../kernel/signing.ts';
-import { checkContentHash, computeEventId, roomIdFromCreateEventId, verifyEventSignature } from '../kernel/events.ts';
+import { computeEventId, roomIdFromCreateEventId, verifyEventSignature } from '../kernel/events.ts';
 import { redactEvent } from '../kernel/redaction.ts';
 import { roomVersion, type RoomVersionRules } from '../kernel/room-versions.ts';
 import { refId, stateKey as sk, type JsonObject, type PDU, type StateMap } from '../kernel/types.ts';
@@ -26,7 +26,7 @@ import { toClientEvent } from '../services/client-events.ts';
 import { MAX_EVENT_BYTES } from '../services/room-writer.ts';
 import { STATE_SNAPSHOT_INTERVAL } from '../store/rooms.ts';
 import type { WriteBatch } from '../store/store.ts';
-import { kernelPdu, PduCache, resolveStates, stageStateGroup } from './state.ts';
+import { kernelPdu, LayeredState, PduCache, resolveStates, stageStateGroup } from './state.ts';
 import { publicKeyOfServer } from './x-matrix.ts';
 
 export type VerifyResult = { ok: true; eventId: string; pdu: PDU } | { ok: false; error: string; eventId?: string };
@@ -43,6 +43,8 @@ export async function verifyPdu(raw: unknown, rules: RoomVersionRules): Promise<
   let eventId: string | undefined;
   let signedBytes: Uint8Array | undefined;
   let size: number;
+  /** The canonical JSON of the event without `unsigned`, `signatures` and `hashes`: what the content hash covers. */
+  let hashedBytes: Uint8Array;
   try {
     // The id first, so that even an oversized event gets its own error in the transaction's answer.
     if (rules.eventIdFormat === 'server' || 'event_id' in pdu) eventId = computeEventId(pdu, rules);
@@ -51,10 +53,13 @@ export async function verifyPdu(raw: unknown, rules: RoomVersionRules): Promise<
       const hash = sha256(signedBytes);
       eventId = '$' + (rules.eventIdFormat === 'hash-base64' ? encodeBase64(hash) : encodeBase64Url(hash));
     }
-    // Canonical JSON is never longer than JSON.stringify's output, and UTF-8 takes at most 3 bytes per
-    // UTF-16 code unit: only events near the limit need their exact size.
-    const approx = JSON.stringify(pdu).length;
-    size = approx * 3 <= MAX_EVENT_BYTES ? approx : canonicalJsonBytes(pdu).length;
+    const { unsigned, signatures, hashes, ...rest } = pdu;
+    hashedBytes = canonicalJsonBytes(rest);
+    // The whole event's size: what the hash covers plus the three members it leaves out, bounded above
+    // (canonical JSON is never longer than JSON.stringify's output, and UTF-8 takes at most 3 bytes per
+    // UTF-16 code unit); only events near the limit are measured exactly.
+    const bound = hashedBytes.length + 3 * JSON.stringify([hashes, signatures, unsigned]).length + 64;
+    size = bound <= MAX_EVENT_BYTES ? bound : canonicalJsonBytes(pdu).length;
   } catch (e) {
     return { ok: false, error: `not canonical JSON: ${(e as Error).message}`, eventId };
   }
@@ -91,8 +96,24 @@ export async function verifyPdu(raw: unknown, rules: RoomVersionRules): Promise<
     }
   }
   if (!verified) return bad(`no valid signature from ${server}`);
-  if (!checkContentHash(pdu)) return { ok: true, eventId, pdu: redactEvent(pdu, rules) };
+  if (!contentHashMatches(pdu, hashedBytes)) return { ok: true, eventId, pdu: redactEvent(pdu, rules) };
   return { ok: true, eventId, pdu };
+}
+
+/** `checkContentHash` over bytes already encoded (the event without `unsigned`, `signatures`, `hashes`). */
+function contentHashMatches(pdu: PDU, hashedBytes: Uint8Array): boolean {
+  const h = pdu.hashes?.sha256;
+  if (typeof h !== 'string') return false;
+  let given: Uint8Array;
+  try {
+    given = decodeBase64(h);
+  } catch {
+    return false;
+  }
+  const want = sha256(hashedBytes);
+  if (given.length !== want.length) return false;
+  for (let i = 0; i < want.length; i++) if (given[i] !== want[i]) return false;
+  return true;
 }
 
 export interface PduOutcome {
@@ -373,7 +394,7 @@ export class Ingester {
         if (prev) (stored.prevContent = prev.pdu.content, (stored.prevSender = prev.sender));
       }
       change = [key, eventId];
-      stateAfter = new Map(stateBefore).set(key, eventId);
+      stateAfter = LayeredState.over(stateBefore, [change]);
       afterGroup = await this.stageDelta(b, room.roomId, beforeGroup, stateAfter, [change]);
     }
     stored.stateAfter = afterGroup;

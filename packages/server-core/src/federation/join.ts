@@ -69,7 +69,7 @@ export async function authChainOf(hs: Homeserver, ids: Iterable<string>, loaded?
 export async function makeJoin(hs: Homeserver, origin: string, roomId: string, userId: string, versions: string[]): Promise<JsonObject> {
   if (serverOf(userId) !== origin) throw forbidden('The user does not belong to the requesting server');
   const room = await hs.store.rooms.room(roomId);
-  if (!room || (await roomServersIncludingUs(hs, roomId)).has(hs.serverName) === false) throw notFound('We are not in that room');
+  if (!room || !(await residentIn(hs, roomId, room.stateGroup))) throw notFound('We are not in that room');
   if (!versions.includes(room.version)) {
     throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${room.version} is not supported by your server`, { room_version: room.version });
   }
@@ -78,10 +78,15 @@ export async function makeJoin(hs: Homeserver, origin: string, roomId: string, u
   return { event: template as unknown as JsonObject, room_version: room.version };
 }
 
-async function roomServersIncludingUs(hs: Homeserver, roomId: string): Promise<Set<string>> {
-  const out = new Set<string>();
-  for (const m of await hs.store.rooms.membersOfRoom(roomId, 'join')) out.add(serverOf(m.userId));
-  return out;
+/** Whether a user of this server is joined in the room's current state (without reading every member). */
+async function residentIn(hs: Homeserver, roomId: string, stateGroup: number): Promise<boolean> {
+  const state = await hs.ingest.stateOfGroup(stateGroup);
+  const suffix = ':' + hs.serverName;
+  const ours: string[] = [];
+  for (const [k, id] of state) if (k.startsWith('m.room.member\u0000') && k.endsWith(suffix)) ours.push(id);
+  if (!ours.length) return false;
+  for (const e of (await hs.store.rooms.events(ours)).values()) if (e.pdu.content?.membership === 'join' && e.roomId === roomId) return true;
+  return false;
 }
 
 /** A membership event template on the current state (make_join / make_leave / make_knock). */

@@ -53,6 +53,93 @@ export class PduCache {
   }
 }
 
+/**
+ * A room state as a base state plus a few changes (keys added or replaced), without copying the base:
+ * the state after a state event in a room of 10,000 members costs one entry, not 10,000. Reads look
+ * through the layers (at most `MAX_LAYERS` deep: a deeper one is flattened into a plain Map once, so
+ * the cost stays amortised). It is a read-only Map: it is shared (caches, several events' states), so
+ * `set`, `delete` and `clear` throw; copy it (`new Map(state)`) to change it.
+ */
+export class LayeredState extends Map<string, string> {
+  /** The state under these changes. */
+  readonly base: StateMap;
+  /** Layers down to the first plain Map. */
+  readonly depth: number;
+  private readonly added: number;
+  private sealed = false;
+  static readonly MAX_LAYERS = 16;
+
+  /** `base` with `changes` applied (keys added or replaced). */
+  static over(base: StateMap, changes: Iterable<readonly [string, string]>): StateMap {
+    let b = base;
+    if (b instanceof LayeredState && b.depth >= LayeredState.MAX_LAYERS) b = new Map(b);
+    return new LayeredState(b, changes);
+  }
+
+  private constructor(base: StateMap, changes: Iterable<readonly [string, string]>) {
+    super();
+    this.base = base;
+    this.depth = base instanceof LayeredState ? base.depth + 1 : 1;
+    let added = 0;
+    for (const [k, v] of changes) {
+      if (!super.has(k) && !base.has(k)) added++;
+      super.set(k, v);
+    }
+    this.added = added;
+    this.sealed = true;
+  }
+
+  override get(key: string): string | undefined {
+    const own = super.get(key);
+    return own !== undefined ? own : this.base.get(key);
+  }
+  override has(key: string): boolean {
+    return super.has(key) || this.base.has(key);
+  }
+  override get size(): number {
+    return this.base.size + this.added;
+  }
+  override set(key: string, value: string): this {
+    if (this.sealed) throw new TypeError('LayeredState is read-only: copy it to change it');
+    return super.set(key, value);
+  }
+  override delete(_key: string): boolean {
+    throw new TypeError('LayeredState is read-only: copy it to change it');
+  }
+  override clear(): void {
+    throw new TypeError('LayeredState is read-only: copy it to change it');
+  }
+  /** This layer's own changes. */
+  ownEntries(): IterableIterator<[string, string]> {
+    return super.entries();
+  }
+  override *entries(): MapIterator<[string, string]> {
+    const seen = new Set<string>();
+    let m: StateMap = this;
+    while (m instanceof LayeredState) {
+      for (const e of m.ownEntries()) {
+        if (seen.has(e[0])) continue;
+        seen.add(e[0]);
+        yield e;
+      }
+      m = m.base;
+    }
+    for (const e of m) if (!seen.has(e[0])) yield e;
+  }
+  override *keys(): MapIterator<string> {
+    for (const [k] of this.entries()) yield k;
+  }
+  override *values(): MapIterator<string> {
+    for (const [, v] of this.entries()) yield v;
+  }
+  override [Symbol.iterator](): MapIterator<[string, string]> {
+    return this.entries();
+  }
+  override forEach(fn: (value: string, key: string, map: Map<string, string>) => void, thisArg?: unknown): void {
+    for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this);
+  }
+}
+
 function sameState(a: StateMap, b: StateMap): boolean {
   if (a.size !== b.size) return false;
   for (const [k, v] of a) if (b.get(k) !== v) return false;

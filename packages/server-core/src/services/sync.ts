@@ -8,7 +8,7 @@ import type { Requester } from '../api/endpoint.ts';
 import type { JsonObject, StateMap } from '../kernel/types.ts';
 
 import type { Homeserver } from '../homeserver.ts';
-import type { MembershipRecord, ReceiptRecord } from '../store/records.ts';
+import type { MembershipRecord, ReceiptRecord, StoredEvent } from '../store/records.ts';
 import { strippedState, toClientEvent } from './client-events.ts';
 import { eventMatches, eventMatchesRoomFilter, roomAllowed, type Filter, type RoomEventFilter } from './filters.ts';
 import { syncE2ee } from './keys.ts';
@@ -154,12 +154,15 @@ export class SyncService {
     const timelineStart = window.length ? window[0].stream! : upTo + 1;
 
     // State: what changed between `since` and the start of the timeline (everything for a fresh room).
-    const before = await this.stateBefore(roomId, timelineStart);
+    // The state before the timeline (read only when needed) is the state after the room's last event
+    // before it: when the timeline is limited, that event is raw[limit], already read.
+    let beforeTimeline: StateMap | undefined;
+    const before = async () => (beforeTimeline ??= limited ? await this.stateAfter(raw[limit]) : await this.stateBefore(roomId, timelineStart));
     let stateMap: StateMap;
-    if (fresh) stateMap = before;
+    if (fresh) stateMap = await before();
     else if (limited) {
       const atSince = await this.stateBefore(roomId, sinceStream! + 1);
-      stateMap = new Map([...before].filter(([k, id]) => atSince.get(k) !== id));
+      stateMap = new Map([...(await before())].filter(([k, id]) => atSince.get(k) !== id));
     } else stateMap = new Map();
     const inTimeline = new Set(timeline.map((e) => e.eventId));
     const senders = new Set(timeline.map((e) => e.sender));
@@ -171,8 +174,9 @@ export class SyncService {
     if (lazy && !fresh) {
       // Lazy loading: members of timeline senders the client may not have yet.
       for (const s of senders) {
-        const id = before.get(`m.room.member\u0000${s}`);
-        if (id && !stateMap.has(`m.room.member\u0000${s}`) && !inTimeline.has(id) && s !== user.userId) {
+        if (s === user.userId || stateMap.has(`m.room.member\u0000${s}`)) continue;
+        const id = (await before()).get(`m.room.member\u0000${s}`);
+        if (id && !inTimeline.has(id)) {
           const e = await hs.store.rooms.event(id);
           if (e) stateEvents.push(e);
         }
@@ -202,7 +206,8 @@ export class SyncService {
       state: { events: stateEvents.map((e) => toClientEvent(e, viewer, false)) as unknown as JsonObject[] },
       ephemeral: { events: ephemeral },
       account_data: { events: accountData ?? [] },
-      unread_notifications: await this.unread(roomId, user.userId, upTo),
+      // raw holds every event of the room after `since` (or, when limited, from its oldest entry on).
+      unread_notifications: await this.unread(roomId, user.userId, upTo, { events: raw, completeFrom: limited ? raw[raw.length - 1].stream! : sinceStream ?? -Infinity, inclusive: limited }),
       summary: await this.summary(roomId, user.userId),
     };
     return out;
@@ -210,9 +215,11 @@ export class SyncService {
 
   /** The room state just before a stream position (after the last event before it). */
   private async stateBefore(roomId: string, position: number): Promise<StateMap> {
-    const last = (await this.hs.store.rooms.timeline(roomId, { from: position, dir: 'b', limit: 1 }))[0];
-    if (!last?.stateAfter) return new Map();
-    return this.hs.store.rooms.stateGroup(last.stateAfter);
+    return this.stateAfter((await this.hs.store.rooms.timeline(roomId, { from: position, dir: 'b', limit: 1 }))[0]);
+  }
+  private async stateAfter(event: StoredEvent | undefined): Promise<StateMap> {
+    if (!event?.stateAfter) return new Map();
+    return this.hs.store.rooms.stateGroup(event.stateAfter);
   }
 
   private async leftRoom(user: Requester, m: MembershipRecord, since: SyncToken | undefined, p: SyncParams, viewer: { userId: string; deviceId: string; now: number }): Promise<JsonObject> {
@@ -230,8 +237,12 @@ export class SyncService {
     };
   }
 
-  /** Unread counts: notifying events from others after the user's latest read receipt. */
-  private async unread(roomId: string, userId: string, upTo: number): Promise<JsonObject> {
+  /**
+   * Unread counts: notifying events from others after the user's latest read receipt. `recent`: events
+   * of the room already read, newest first, ending at `upTo` and holding every event of the room after
+   * `completeFrom` (from it, when `inclusive`); they are used instead of a scan when they cover it.
+   */
+  private async unread(roomId: string, userId: string, upTo: number, recent?: { events: StoredEvent[]; completeFrom: number; inclusive: boolean }): Promise<JsonObject> {
     const hs = this.hs;
     let readStream = 0;
     for (const t of ['m.read', 'm.read.private']) {
@@ -244,7 +255,11 @@ export class SyncService {
       }
     }
     // Bounded scan: counts above this are shown as this many (a full count would cost a read per event).
-    const events = await hs.store.rooms.timeline(roomId, { from: upTo + 1, to: readStream, dir: 'b', limit: UNREAD_SCAN });
+    // The scan is the newest UNREAD_SCAN events in (readStream, upTo]: `recent` has them when it holds
+    // that many after readStream, or every event after readStream.
+    const after = recent?.events.filter((e) => e.stream! > readStream);
+    const covered = !!recent && !!after && (after.length >= UNREAD_SCAN || readStream > recent.completeFrom || (readStream === recent.completeFrom && (recent.inclusive || true)));
+    const events = covered ? after!.slice(0, UNREAD_SCAN) : await hs.store.rooms.timeline(roomId, { from: upTo + 1, to: readStream, dir: 'b', limit: UNREAD_SCAN });
     let notification = 0;
     let highlight = 0;
     let ownLatest = 0;

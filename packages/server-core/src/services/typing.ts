@@ -7,7 +7,7 @@
  * timeout: they expire after `REMOTE_TYPING_TIMEOUT_MS` unless refreshed (as Synapse does).
  */
 import type { Homeserver } from '../homeserver.ts';
-import { deviceListOutbox, sendTyping } from '../federation/edus-out.ts';
+import { sendTyping } from '../federation/edus-out.ts';
 
 /** How long a remote user stays typing after their server's last `m.typing: true`. */
 export const REMOTE_TYPING_TIMEOUT_MS = 60_000;
@@ -25,13 +25,7 @@ export class TypingService {
   private sent = new Map<string, { typing: boolean; at: number }>();
   private stopped = false;
 
-  constructor(private readonly hs: Homeserver) {
-    // Interim home of the outbound device-list worker's lifecycle (homeserver.ts should start and stop it):
-    // it starts once the homeserver is constructed and stops with it (hs.stop calls `typing.stop`).
-    queueMicrotask(() => {
-      if (!this.stopped) deviceListOutbox(hs).start();
-    });
-  }
+  constructor(private readonly hs: Homeserver) {}
 
   /** A local user's typing state (from the client API); remote servers in the room are told. */
   set(roomId: string, userId: string, typing: boolean, timeoutMs: number): void {
@@ -115,7 +109,6 @@ export class TypingService {
 
   stop(): void {
     this.stopped = true;
-    deviceListOutbox(this.hs).stop();
     if (this.timer) clearTimeout(this.timer);
   }
 }

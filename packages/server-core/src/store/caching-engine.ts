@@ -9,11 +9,12 @@
  *
  * - Mirrors: whole object stores held in a MemoryEngine built from the same migrations (so keys,
  *   indexes, ranges, ordering and cloning behave exactly as MemoryEngine's, which the conformance
- *   suites pin to IndexedDB's). A mirror is loaded lazily: the first read that touches a mirrored store
- *   loads every mirrored store not loaded yet, in that read's inner transaction (one `query` per store,
- *   in parallel). A store holding more than `maxMirrorRows` rows is not mirrored (for the life of this
- *   engine): its reads go to the inner engine, so a store that grows large (e.g. `txns`) costs a bounded
- *   load once per start rather than an unbounded one.
+ *   suites pin to IndexedDB's). A mirror is loaded lazily, store by store: the first read that touches
+ *   a mirrored store loads all of it (one `query`) in that read's inner transaction, so a restarted
+ *   worker pays about what it paid before for its first requests, and nothing for stores it does not
+ *   use. A store holding more rows than its limit (`maxMirrorRows`, `mirrorLimits`) is not mirrored for
+ *   the life of this engine: its reads go to the inner engine, so a store that grows without bound
+ *   (`txns`: one row per send) costs at most one bounded load per start.
  * - Read-through LRU caches of `get` for big stores whose rows are immutable or only ever replaced whole
  *   (`events` by id, `state_groups` by id): hits, and misses (the key is absent), are kept.
  *
@@ -52,6 +53,8 @@ export const MIRRORED_STORES: readonly string[] = [
 ];
 /** The big stores read by id: LRU-cached `get`s by default (store → number of keys kept). */
 export const CACHED_STORES: Readonly<Record<string, number>> = { events: 4096, state_groups: 1024 };
+/** Default row limits of mirrors that can grow large (others: `maxMirrorRows`). */
+export const MIRROR_LIMITS: Readonly<Record<string, number>> = { txns: 2000, outbound: 1000 };
 
 export interface CachingEngineOptions {
   /** The inner engine's schema history (the mirrors' MemoryEngine is built from it). */
@@ -62,6 +65,8 @@ export interface CachingEngineOptions {
   lru?: Readonly<Record<string, number>>;
   /** A store with more rows than this, when first loaded, is left to the inner engine. Default 5000. */
   maxMirrorRows?: number;
+  /** Row limits of particular stores, overriding `maxMirrorRows`. Default: MIRROR_LIMITS. */
+  mirrorLimits?: Readonly<Record<string, number>>;
 }
 
 /** What the engine did (tests, benchmarks). */
@@ -116,11 +121,12 @@ export class CachingEngine implements StorageEngine {
   private readonly caches = new Map<string, { size: number; entries: Map<string, LruEntry> }>();
   private readonly schema: Record<string, StoreSchema>;
   private readonly maxRows: number;
+  private readonly limits: Readonly<Record<string, number>>;
   /** Bumped when a write is handed to the inner engine and again when it settles. */
   private epoch = 0;
   private inflight = 0;
-  /** A read is loading mirrors (others do not start a second load meanwhile). */
-  private loading = false;
+  /** Stores some read is loading (other reads do not load them again meanwhile). */
+  private readonly loading = new Set<string>();
   private closed = false;
 
   constructor(private readonly inner: StorageEngine, opts: CachingEngineOptions) {
@@ -137,6 +143,7 @@ export class CachingEngine implements StorageEngine {
     this.mirrored = new Set(mirror);
     this.mirror = new MemoryEngine(opts.migrations);
     this.maxRows = opts.maxMirrorRows ?? 5000;
+    this.limits = opts.mirrorLimits ?? MIRROR_LIMITS;
   }
 
   private live(): void {
@@ -152,7 +159,7 @@ export class CachingEngine implements StorageEngine {
     this.live();
     let opened: Promise<InnerTx> | undefined;
     let release: (() => void) | undefined;
-    let loadingHere: Promise<void> | undefined;
+    const loads = new Map<string, Promise<void>>();
 
     // The inner transaction, opened at first need and held until `fn` settles.
     const innerTx = (): Promise<InnerTx> => {
@@ -174,8 +181,9 @@ export class CachingEngine implements StorageEngine {
     const mirrorReady = async (store: string): Promise<boolean> => {
       if (!this.mirrored.has(store) || this.tooBig.has(store)) return false;
       if (!this.loaded.has(store)) {
-        if (!loadingHere && !this.loading) loadingHere = this.loadMirrors(innerTx);
-        if (loadingHere) await loadingHere;
+        let load = loads.get(store);
+        if (!load && !this.loading.has(store)) loads.set(store, (load = this.loadMirror(store, innerTx)));
+        if (load) await load;
       }
       return this.loaded.has(store);
     };
@@ -237,35 +245,27 @@ export class CachingEngine implements StorageEngine {
   }
 
   /**
-   * Load every mirrored store not loaded yet, through the calling read's inner transaction. Installs
-   * them only if no write overlapped (else this read is served by the inner engine, and a later read
-   * tries again).
+   * Load a mirrored store through the calling read's inner transaction. Installs it only if no write
+   * overlapped (else this read is served by the inner engine, and a later read tries again).
    */
-  private async loadMirrors(innerTx: () => Promise<InnerTx>): Promise<void> {
-    this.loading = true;
+  private async loadMirror(store: string, innerTx: () => Promise<InnerTx>): Promise<void> {
+    this.loading.add(store);
     try {
       const it = await innerTx();
       if (!this.canFill(it)) return;
-      const stores = [...this.mirrored].filter((s) => !this.loaded.has(s) && !this.tooBig.has(s));
-      const rows = await Promise.all(stores.map((s) => it.tx.query<object>(s, { limit: this.maxRows + 1 })));
+      const max = this.limits[store] ?? this.maxRows;
+      const rows = await it.tx.query<object>(store, { limit: max + 1 });
       // One synchronous step from the check to the install: no write can start or finish in between.
-      if (!this.canFill(it)) return;
-      const ops: WriteOp[] = [];
-      const fresh: string[] = [];
-      stores.forEach((s, i) => {
-        if (this.loaded.has(s)) return;
-        if (rows[i].length > this.maxRows) {
-          this.tooBig.add(s);
-          return;
-        }
-        fresh.push(s);
-        for (const value of rows[i]) ops.push({ op: 'put', store: s, value });
-      });
-      this.mirror.writeNow(ops);
-      for (const s of fresh) this.loaded.add(s);
-      this.stats.mirrorLoads += fresh.length;
+      if (!this.canFill(it) || this.loaded.has(store)) return;
+      if (rows.length > max) {
+        this.tooBig.add(store);
+        return;
+      }
+      this.mirror.writeNow(rows.map((value) => ({ op: 'put', store, value })));
+      this.loaded.add(store);
+      this.stats.mirrorLoads++;
     } finally {
-      this.loading = false;
+      this.loading.delete(store);
     }
   }
 
