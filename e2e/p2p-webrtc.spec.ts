@@ -140,7 +140,7 @@ test('two browsers meet through the rendezvous, go direct over WebRTC, exchange 
   };
   record(figures);
   console.log(
-    `[p2p] start → direct WebRTC on both sides: ${meetMs} ms; WebRTC dial through the relay: ${dialer.webrtcDialsMs.map(fmt).join(', ')}` +
+    `[p2p] start → direct WebRTC on both sides: ${meetMs} ms; WebRTC dial through the relay: ${dialer.webrtcDialsMs.map(fmt).join(', ')} (failed attempts retried: ${dialer.webrtcDialFailures})` +
       `\n[p2p] HTTP round trip over direct WebRTC (n=${direct.n}): p50 ${fmt(direct.p50)}, p99 ${fmt(direct.p99)}` +
       `\n[p2p] HTTP round trip over the relay (n=${relayed.n}): p50 ${fmt(relayed.p50)}, p99 ${fmt(relayed.p99)}` +
       `\n[p2p] after the rendezvous was killed (n=${after.n}): p50 ${fmt(after.p50)}, p99 ${fmt(after.p99)}` +

@@ -1,7 +1,7 @@
 /** @matrix-p2p/transport-libp2p: the whole public surface. */
 export { createP2PNode, connectionKind, DEFAULT_DIAL_POLICY } from './node.ts';
 export type { P2PNode, P2PNodeOptions, P2PNodeEvents, PeerStatus, ConnectionKind, DialPolicy, DialStats } from './node.ts';
-export { transportFromNode, transportFromHost, serveHomeserver, type RequestSink } from './transport.ts';
+export { transportFromNode, createHostedTransport, serveHomeserver, type HostedTransport, type RequestSink } from './transport.ts';
 export {
   hostApi, serveThrough, serializeRequest, deserializeRequest, serializeResponse, deserializeResponse,
   type TransportHostApi, type WireRequest, type WireResponse,

@@ -49,8 +49,10 @@ export interface PeerStatus {
 }
 
 export interface DialPolicy {
-  /** A dial attempt is abandoned after this long, ms. */
+  /** A dial attempt (to the rendezvous, or a relayed one) is abandoned after this long, ms. */
   timeoutMs: number;
+  /** A WebRTC dial is abandoned after this long, ms (they take 0.2–2 s; a stuck one is retried sooner). */
+  webrtcTimeoutMs: number;
   /** First retry delay, ms; doubled per failure (with jitter) up to `maxDelayMs`. */
   baseDelayMs: number;
   maxDelayMs: number;
@@ -60,15 +62,20 @@ export interface DialPolicy {
   relayAfterFailures: number;
   /** A peer neither connected nor announced for this long is forgotten (no more dials), ms. */
   forgetAfterMs: number;
+  /** Opening a stream for a request must succeed within this long, else the connection is dropped and the
+   *  request retried on another (nothing was sent yet), ms. */
+  streamOpenTimeoutMs: number;
 }
 
 export const DEFAULT_DIAL_POLICY: DialPolicy = {
   timeoutMs: 10_000,
+  webrtcTimeoutMs: 6_000,
   baseDelayMs: 500,
   maxDelayMs: 30_000,
   fallbackAfterMs: 8_000,
   relayAfterFailures: 2,
   forgetAfterMs: 60_000,
+  streamOpenTimeoutMs: 5_000,
 };
 
 export interface P2PNodeOptions {
@@ -164,9 +171,20 @@ export function connectionKind(conn: Pick<Connection, 'remoteAddr'>): Connection
 
 const RANK: Record<ConnectionKind, number> = { webrtc: 0, direct: 1, relay: 2 };
 
-/** The connection requests should use: open, not relayed if possible. */
+/** The connection requests should use: open, not relayed if possible, the newest of a kind (an older one may be
+ *  a WebRTC link the other side already gave up on). */
 function bestConnection(conns: Connection[]): Connection | undefined {
-  return conns.filter((c) => c.status === 'open').sort((a, b) => RANK[connectionKind(a)] - RANK[connectionKind(b)])[0];
+  return conns
+    .filter((c) => c.status === 'open')
+    .sort((a, b) => RANK[connectionKind(a)] - RANK[connectionKind(b)] || (b.timeline?.open ?? 0) - (a.timeline?.open ?? 0))[0];
+}
+
+/** libp2p sometimes rejects with an event (a stream's 'close') rather than an Error. */
+function toError(e: unknown): Error {
+  if (e instanceof Error) return e;
+  const inner = (e as { error?: unknown } | null)?.error;
+  if (inner instanceof Error) return inner;
+  return new Error(String(e));
 }
 
 export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
@@ -329,7 +347,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
       if (useWebRTC) {
         const t0 = performance.now();
         try {
-          const conn = await node.dial(webrtcAddrs(p), { signal: AbortSignal.timeout(policy.timeoutMs) });
+          const conn = await node.dial(webrtcAddrs(p), { signal: AbortSignal.timeout(policy.webrtcTimeoutMs) });
           stats.webrtcDialsMs.push(performance.now() - t0);
           if (stats.webrtcDialsMs.length > 100) stats.webrtcDialsMs.shift();
           log(`dialled ${p.serverName.slice(0, 8)} (${connectionKind(conn)}) in ${Math.round(performance.now() - t0)} ms`);
@@ -486,16 +504,37 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
       if (!node) throw new Error('the p2p node is not started');
       const id = peerIdFromServerName(destination);
       if (id.equals(peerId)) throw new Error('refusing to send a request to ourselves');
-      let conn = bestConnection(node.getConnections(id));
-      if (!conn) {
-        // Not connected: try through the rendezvous (the dialer upgrades to WebRTC afterwards).
-        const p = known.get(id.toString()) ?? { id, key: id.toString(), serverName: destination, addrs: [], lastSeen: Date.now(), failures: 0, webrtcFailures: 0, dialing: false };
-        if (!known.has(p.key)) known.set(p.key, p);
-        conn = await node.dial(relayAddrs(p), { signal: request.signal ? AbortSignal.any([request.signal, AbortSignal.timeout(policy.timeoutMs)]) : AbortSignal.timeout(policy.timeoutMs) });
-        if (needsDial(p)) schedule(p, weDial(p) ? 0 : policy.fallbackAfterMs);
+      const n = node;
+      const within = (ms: number) => (request.signal ? AbortSignal.any([request.signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms));
+      const tried = new Set<Connection>();
+      for (let attempt = 1; ; attempt++) {
+        let conn = bestConnection(n.getConnections(id).filter((c) => !tried.has(c)));
+        if (!conn) {
+          // Not connected: go through the rendezvous (the dialer upgrades to WebRTC afterwards).
+          const p = known.get(id.toString()) ?? { id, key: id.toString(), serverName: destination, addrs: [], lastSeen: Date.now(), failures: 0, webrtcFailures: 0, dialing: false };
+          if (!known.has(p.key)) known.set(p.key, p);
+          try {
+            conn = await n.dial(relayAddrs(p), { signal: within(policy.timeoutMs), force: tried.size > 0 });
+          } catch (e) {
+            throw toError(e);
+          }
+          if (needsDial(p)) schedule(p, weDial(p) ? 0 : policy.fallbackAfterMs);
+        }
+        tried.add(conn);
+        let stream;
+        try {
+          stream = await conn.newStream(HTTP_PROTOCOL, { runOnLimitedConnection: true, signal: within(policy.streamOpenTimeoutMs) });
+        } catch (e) {
+          const err = toError(e);
+          if (request.signal?.aborted || attempt >= 3) throw err;
+          // A link that cannot open a stream is dead (e.g. a WebRTC connection the other side gave up on while
+          // connecting). Nothing of the request was sent: drop the link and try the next one.
+          log(`cannot open a stream to ${destination.slice(0, 8)} over ${connectionKind(conn)}; dropping that connection`, err);
+          if (conn.status === 'open') conn.abort(err);
+          continue;
+        }
+        return sendRequest(stream, request, limits);
       }
-      const stream = await conn.newStream(HTTP_PROTOCOL, { runOnLimitedConnection: true, signal: request.signal ?? AbortSignal.timeout(policy.timeoutMs) });
-      return sendRequest(stream, request, limits);
     },
 
     onRequest(h) {

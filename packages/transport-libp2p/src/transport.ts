@@ -28,19 +28,46 @@ export function serveHomeserver(node: Pick<P2PNode, 'onRequest'>, hs: RequestSin
 }
 
 /**
- * The FederationTransport of a homeserver whose node lives elsewhere (the worker, with the node in a page).
- * `subscribe` registers for peer appearances (pass a comlink.proxy'd callback through).
+ * The FederationTransport of a homeserver whose libp2p node lives in another realm (the Service Worker's
+ * homeserver; the node in whichever page is the transport host). The homeserver gets `transport` at creation;
+ * a page attaches itself as the host when it has a node (and detaches, or is replaced, when it goes). Without a
+ * host, requests reject (the core keeps them queued and retries); the host reports peers that become
+ * reachable with `peerReachable` so queues flush at once.
  */
-export function transportFromHost(
-  host: Pick<TransportHostApi, 'fetch'>,
-  opts: { subscribe?: (listener: (serverName: string) => void) => void; timeoutMs?: number } = {},
-): FederationTransport {
+export interface HostedTransport {
+  transport: FederationTransport;
+  /** Use `host` (e.g. a comlink proxy of the page's `hostApi(node)`) from now on. */
+  attach(host: Pick<TransportHostApi, 'fetch'>): void;
+  /** Forget `host` (or whichever host is attached). */
+  detach(host?: Pick<TransportHostApi, 'fetch'>): void;
+  /** The host says a peer became reachable. */
+  peerReachable(serverName: string): void;
+  hasHost(): boolean;
+}
+
+export function createHostedTransport(opts: { timeoutMs?: number } = {}): HostedTransport {
+  let host: Pick<TransportHostApi, 'fetch'> | undefined;
+  const listeners = new Set<(serverName: string) => void>();
   return {
-    async fetch(destination, request) {
-      return deserializeResponse(await host.fetch(destination, await serializeRequest(request, opts.timeoutMs ?? 30_000)));
+    transport: {
+      async fetch(destination, request) {
+        const h = host;
+        if (!h) throw new Error('no transport host: no page is running the libp2p node');
+        return deserializeResponse(await h.fetch(destination, await serializeRequest(request, opts.timeoutMs ?? 30_000)));
+      },
+      onPeerReachable(listener) {
+        listeners.add(listener);
+      },
     },
-    onPeerReachable(listener) {
-      opts.subscribe?.(listener);
+    attach(h) {
+      host = h;
     },
+    detach(h) {
+      if (!h || h === host) host = undefined;
+    },
+    peerReachable(serverName) {
+      for (const l of listeners) l(serverName);
+    },
+    hasHost: () => host !== undefined,
   };
 }

@@ -83,8 +83,8 @@ const api = {
     try {
       r = await node!.request(serverName, new Request(`http://federation.invalid${opts.path}`, { method: opts.method ?? (body ? 'POST' : 'GET'), body: body as BodyInit | undefined }));
     } catch (e) {
-      const err = e as Error & { type?: string; error?: Error };
-      const what = err instanceof Error ? `${err.name}: ${err.message} ${err.stack?.split('\n').slice(0, 6).join(' / ')}` : `${Object.prototype.toString.call(err)} type=${err?.type} error=${err?.error?.name}:${err?.error?.message} ctor=${(err as object)?.constructor?.name}`;
+      const x = e as { name?: string; message?: string; stack?: string; type?: string; error?: { name?: string; message?: string } };
+      const what = e instanceof Error ? `${x.name}: ${x.message} ${x.stack?.split('\n').slice(0, 6).join(' / ')}` : `${Object.prototype.toString.call(e)} type=${x?.type} error=${x?.error?.name}:${x?.error?.message}`;
       const conns = api.connections(serverName);
       throw new Error(`request to ${serverName.slice(0, 8)} failed: ${what}; conns: ${JSON.stringify(conns)}; peers: ${JSON.stringify(node!.peers().map((p) => [p.serverName.slice(0, 8), p.kind]))}; log: ${events.slice(-15).join(' | ')}`);
     }
