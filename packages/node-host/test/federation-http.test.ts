@@ -2,7 +2,7 @@
  * Two Node hosts federating over real HTTP, as a user runs them: two `npm run serve` processes, each
  * started with `--peer` pointing at the other (the first starts before the second exists, so it must
  * keep trying). Each learns the other's server name from its signed key; a user on B joins a room of
- * A (by alias when alias queries over federation work, else by id with `?via=`), they chat both ways,
+ * A by its alias (`#room:<A's name>`, resolved over federation), they chat both ways,
  * and when B goes away and comes back (a new process, so a new key and name) A learns it again.
  * (A peer that comes back with the same key, and the queue flushing then: federation-transport.test.ts.)
  */
@@ -134,7 +134,7 @@ describe('two `npm run serve` hosts federating over HTTP', { timeout: 120_000 },
   let bob: Client;
   let roomId: string;
 
-  it('a user on B joins a room of A and they chat both ways', async () => {
+  it('a user on B joins #room:<A> (the alias resolved over federation) and they chat both ways', async () => {
     alice = await new Client(A.url).register('alice');
     bob = await new Client(B.url).register('bob');
     const created = await alice.call('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat', name: 'Over HTTP', room_alias_name: 'room' });
@@ -142,12 +142,8 @@ describe('two `npm run serve` hosts federating over HTTP', { timeout: 120_000 },
     roomId = created.body.room_id;
     const alias = `#room:${A.name}`;
 
-    // By alias when the directory query over federation works; else by id through A.
-    let joined = await bob.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(alias)}`);
-    if (joined.status === 404) {
-      console.warn(`joining ${alias} from B: ${JSON.stringify(joined.body)}; alias queries over federation are not there yet, joining by id via A`);
-      joined = await bob.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?via=${A.name}`);
-    }
+    // By alias: B asks A's directory over federation (GET /query/directory), then joins through A.
+    const joined = await bob.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(alias)}`);
     expect(joined.status, JSON.stringify(joined.body)).toBe(200);
     expect(joined.body.room_id).toBe(roomId);
     const name = await bob.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.name`);

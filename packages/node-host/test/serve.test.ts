@@ -152,11 +152,11 @@ describe('npm run serve: arguments', { timeout: 60_000 }, () => {
     expect(s.stderr()).toContain('not a port number');
   });
 
-  it('--peer is accepted and ignored with a warning', async () => {
+  it('--peer names a federation peer; one that is down is retried', async () => {
     const s = serve(['--port', '0', '--peer', 'http://127.0.0.1:1']);
     try {
       await ready(s);
-      expect(s.stderr()).toContain('federation is not implemented yet; ignoring --peer http://127.0.0.1:1');
+      expect(s.stderr()).toContain('peer http://127.0.0.1:1 not reachable yet');
       process.kill(-s.child.pid!, 'SIGINT');
       await s.exited;
       await waitFor('the group to exit', () => (groupGone(s.child.pid!) ? true : undefined), 10_000);

@@ -7,6 +7,7 @@ import { endpoint, type AnyEndpoint } from '../api/endpoint.ts';
 import { MatrixError } from '../api/errors.ts';
 import { encodeBase64 } from '../kernel/base64.ts';
 import { signJson } from '../kernel/signing.ts';
+import type { JsonObject } from '../kernel/types.ts';
 import { handleEdu } from './edu-handlers.ts';
 import { makeJoin, sendJoin } from './join.ts';
 import { edusFederationEndpoints } from './endpoints-edus.ts';
@@ -44,18 +45,20 @@ export const coreFederationEndpoints: AnyEndpoint[] = [
   }),
   endpoint({
     method: 'PUT', path: `${F}/v1/send/:txnId`, auth: 'server', spec: `${SS}/#put_matrixfederationv1sendtxnid`, body: TxnBody, maxBodyBytes: 8 * 1024 * 1024,
-    handler: async ({ hs, origin, body }) => {
+    handler: async ({ hs, origin, body, params }) => {
       if (body.origin !== origin) throw new MatrixError(400, 'M_FORBIDDEN', 'Transaction origin does not match the authenticated server');
       if (body.pdus.length > 50 || (body.edus?.length ?? 0) > 100) throw new MatrixError(400, 'M_BAD_JSON', 'Too many PDUs or EDUs in one transaction');
-      const pdus = await hs.ingest.receivePdus(origin!, body.pdus);
-      for (const edu of body.edus ?? []) {
-        try {
-          await handleEdu(hs, origin!, edu);
-        } catch (e) {
-          hs.log(e);
+      return hs.federation.receiveTransaction(origin!, params.txnId, async () => {
+        const pdus = await hs.ingest.receivePdus(origin!, body.pdus);
+        for (const edu of body.edus ?? []) {
+          try {
+            await handleEdu(hs, origin!, edu);
+          } catch (e) {
+            hs.log(e);
+          }
         }
-      }
-      return { pdus };
+        return { pdus } as unknown as JsonObject;
+      });
     },
   }),
   endpoint({

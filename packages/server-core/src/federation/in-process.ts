@@ -20,7 +20,7 @@ export class InProcessNetwork {
       fetch: async (destination, request) => {
         const from = getName();
         const node = this.nodes.get(destination);
-        if (!node || this.offline.has(destination) || this.offline.has(from) || this.cut.has(linkKey(from, destination))) {
+        if (!node || node.federation.stopped || this.offline.has(destination) || this.offline.has(from) || this.cut.has(linkKey(from, destination))) {
           throw new TypeError(`network: ${destination} unreachable from ${from}`);
         }
         this.delivered++;

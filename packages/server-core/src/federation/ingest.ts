@@ -162,7 +162,8 @@ export class Ingester {
           }
           const rules = roomVersion(room.version)!;
           // All checks start at once; each PDU is accepted as soon as its own are done (and those before it).
-          const checks = list.map((raw) => verifyPdu(raw, rules));
+          // (A check never rejects; the catch keeps a surprise from becoming an unhandled rejection.)
+          const checks = list.map((raw) => verifyPdu(raw, rules).catch((e): VerifyResult => (this.hs.log(e), { ok: false, error: 'internal error' })));
           const order = checks.map((v, i) => ({ v, depth: Number((list[i] as PDU)?.depth ?? 0) })).sort((x, y) => x.depth - y.depth);
           for (const { v: pending } of order) {
             const v = await pending;
@@ -170,14 +171,15 @@ export class Ingester {
             if (!v.ok) r = v;
             else {
               r = await this.lockOf(roomId).run(() => this.accept(origin, room.roomId, rules, v.eventId, v.pdu, 0)).catch((e) => {
-                this.hs.log(e);
+                if (!this.hs.federation.stopped) this.hs.log(e);
                 return { eventId: v.eventId, error: 'internal error' };
               });
             }
             if (r.eventId) results[r.eventId] = r.error ? { error: r.error } : {};
           }
         } catch (e) {
-          this.hs.log(e);
+          // (A node shutting down may have its store closed under a transaction in flight.)
+          if (!this.hs.federation.stopped) this.hs.log(e);
         }
       }),
     );
@@ -628,7 +630,7 @@ export class Ingester {
       return;
     }
     events.sort((a, b) => Number((a as PDU)?.depth ?? 0) - Number((b as PDU)?.depth ?? 0));
-    const checks = events.map((raw) => verifyPdu(raw, rules));
+    const checks = events.map((raw) => verifyPdu(raw, rules).catch((e): VerifyResult => (this.hs.log(e), { ok: false, error: 'internal error' })));
     for (const check of checks) {
       const v = await check;
       if (!v.ok) continue;

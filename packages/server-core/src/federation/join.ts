@@ -217,6 +217,14 @@ async function persistJoin(hs: Homeserver, roomId: string, rules: RoomVersionRul
   if (!stateMap.has(sk('m.room.create', ''))) throw new MatrixError(502, 'M_UNKNOWN', 'send_join returned no usable state');
   const jv = await verifyPdu(joinPdu, rules);
   if (!jv.ok || jv.eventId !== eventId) throw new MatrixError(502, 'M_UNKNOWN', 'send_join returned a different join event');
+  // The state the resident sent must allow the join (else it is not the room's state before it).
+  const stateLookup = (t: string, k: string) => {
+    const id = stateMap.get(sk(t, k));
+    const p = id ? accepted.get(id) : undefined;
+    return p && id ? { ...p, event_id: id } : undefined;
+  };
+  const allowed = checkAuth({ ...jv.pdu, event_id: eventId }, stateLookup, rules);
+  if (!allowed.allowed) throw new MatrixError(502, 'M_UNKNOWN', `send_join returned a state that does not allow the join: ${allowed.reason}`);
   await hs.writeLock.run(async () => {
     const b = hs.store.batch();
     const existingRoom = await hs.store.rooms.room(roomId);

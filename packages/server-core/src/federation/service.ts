@@ -31,28 +31,59 @@ export interface OutboundRecord {
 const MAX_PDUS = 50;
 const MAX_EDUS = 100;
 const MAX_BACKOFF_MS = 60_000;
+/** While backing off, new traffic retries at once only if the last attempt is at least this old. */
+const MIN_RETRY_GAP_MS = 2_000;
 
 interface SenderState {
   running: boolean;
   again: boolean;
   failures: number;
   timer?: ReturnType<typeof setTimeout>;
+  /** When the last attempt started (ms since the epoch). */
+  lastAttempt?: number;
+  /** The transaction being sent: retried as it is, same id and content, until the peer takes it (spec). */
+  pending?: { txnId: string; sent: OutboundRecord[]; body: JsonObject };
 }
+
+/** Transactions received lately, per origin and id, so a retried one gets the same answer (spec: one txnId, one transaction). */
+const RECENT_TXNS = 1000;
 
 export class FederationService {
   private senders = new Map<string, SenderState>();
-  private stopped = false;
+  private isStopped = false;
+
+  private recentTxns = new Map<string, Promise<JsonObject>>();
 
   constructor(private readonly hs: Homeserver, readonly transport: FederationTransport | undefined) {
     transport?.onPeerReachable?.((name) => {
       const s = this.senders.get(name);
       if (s) s.failures = 0;
-      this.kick(name);
+      this.kick(name, true);
     });
+  }
+
+  /**
+   * Process an inbound transaction once: a retry of the same `txnId` from the same origin (the sender
+   * did not get our answer) gets the same answer, and its EDUs are not applied twice.
+   */
+  receiveTransaction(origin: string, txnId: string, process: () => Promise<JsonObject>): Promise<JsonObject> {
+    const key = `${origin}\u0000${txnId}`;
+    const seen = this.recentTxns.get(key);
+    if (seen) return seen;
+    const p = process();
+    this.recentTxns.set(key, p);
+    // A failure is not remembered: the sender will retry and it will be processed again.
+    p.catch(() => this.recentTxns.delete(key));
+    if (this.recentTxns.size > RECENT_TXNS) this.recentTxns.delete(this.recentTxns.keys().next().value!);
+    return p;
   }
 
   get enabled(): boolean {
     return !!this.transport;
+  }
+  /** Whether `stop` was called (the node is shutting down: it neither sends nor should be sent to). */
+  get stopped(): boolean {
+    return this.isStopped;
   }
 
   /** Verify an inbound server request's X-Matrix header; returns the origin (401 M_UNAUTHORIZED otherwise). */
@@ -117,12 +148,17 @@ export class FederationService {
     return out;
   }
 
-  /** Send now what is queued for a destination (no-op without a transport). */
-  kick(destination: string): void {
-    if (!this.transport || this.stopped) return;
+  /**
+   * Send now what is queued for a destination (no-op without a transport). While the destination is
+   * backing off after failures, new traffic waits for the retry timer (or tries at once when the last
+   * attempt is a while ago), unless `now`: the transport said the peer is reachable again.
+   */
+  kick(destination: string, now = false): void {
+    if (!this.transport || this.isStopped) return;
     let s = this.senders.get(destination);
     if (!s) this.senders.set(destination, (s = { running: false, again: false, failures: 0 }));
     if (s.timer) {
+      if (!now && this.hs.clock() - (s.lastAttempt ?? 0) < MIN_RETRY_GAP_MS) return;
       clearTimeout(s.timer);
       s.timer = undefined;
     }
@@ -141,7 +177,7 @@ export class FederationService {
   }
 
   stop(): void {
-    this.stopped = true;
+    this.isStopped = true;
     for (const s of this.senders.values()) if (s.timer) clearTimeout(s.timer);
   }
 
@@ -155,29 +191,30 @@ export class FederationService {
     try {
       for (;;) {
         s.again = false;
-        const rows = await this.hs.store.rooms.read((tx) =>
-          tx.query<OutboundRecord>('outbound', { range: { lower: [destination], upper: [destination, []] }, limit: MAX_PDUS + MAX_EDUS }),
-        );
-        if (rows.length === 0 || this.stopped) break;
-        const pdus: JsonObject[] = [];
-        const edus: JsonObject[] = [];
-        const sent: OutboundRecord[] = [];
-        for (const r of rows) {
-          if (r.kind === 'pdu' && pdus.length < MAX_PDUS) (pdus.push(r.payload), sent.push(r));
-          else if (r.kind === 'edu' && edus.length < MAX_EDUS) (edus.push(r.payload), sent.push(r));
+        if (this.isStopped) break;
+        if (!s.pending) {
+          const rows = await this.hs.store.rooms.read((tx) =>
+            tx.query<OutboundRecord>('outbound', { range: { lower: [destination], upper: [destination, []] }, limit: MAX_PDUS + MAX_EDUS }),
+          );
+          if (rows.length === 0) break;
+          const pdus: JsonObject[] = [];
+          const edus: JsonObject[] = [];
+          const sent: OutboundRecord[] = [];
+          for (const r of rows) {
+            if (r.kind === 'pdu' && pdus.length < MAX_PDUS) (pdus.push(r.payload), sent.push(r));
+            else if (r.kind === 'edu' && edus.length < MAX_EDUS) (edus.push(r.payload), sent.push(r));
+          }
+          s.pending = { txnId: `${this.hs.clock()}_${randomId(6)}`, sent, body: { origin: this.hs.serverName, origin_server_ts: this.hs.clock(), pdus, edus } };
         }
-        const txnId = `${this.hs.clock()}_${randomId(6)}`;
+        const { txnId, sent, body } = s.pending;
+        s.lastAttempt = this.hs.clock();
         try {
-          await this.request(destination, 'PUT', `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`, {
-            origin: this.hs.serverName,
-            origin_server_ts: this.hs.clock(),
-            pdus,
-            edus,
-          });
+          await this.request(destination, 'PUT', `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`, body);
         } catch (e) {
           // A 4xx other than rate limiting will not get better by retrying: drop the transaction
-          // (spec: PDUs a server refuses are not retried); otherwise back off and try again.
+          // (spec: PDUs a server refuses are not retried); otherwise back off and retry the same one.
           if (e instanceof FederationError && e.status >= 400 && e.status < 500 && e.status !== 429 && e.status !== 401 && e.status !== 404) {
+            s.pending = undefined;
             await this.deleteSent(sent);
             continue;
           }
@@ -190,10 +227,12 @@ export class FederationService {
           return;
         }
         s.failures = 0;
+        s.pending = undefined;
         await this.deleteSent(sent);
       }
     } catch (e) {
-      this.hs.log(e);
+      // After stop, the store may be closed under a send in flight: nothing to report.
+      if (!this.isStopped) this.hs.log(e);
     } finally {
       s.running = false;
       if (s.again && !s.timer) this.kick(destination);

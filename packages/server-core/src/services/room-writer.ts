@@ -219,6 +219,7 @@ export class RoomWriter {
     delete redacted.relatesTo;
     delete redacted.relType;
     this.batch.put('events', redacted);
+    this.hs.ingest.cache.forget(targetId);
   }
 
   /**

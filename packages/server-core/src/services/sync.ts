@@ -206,8 +206,8 @@ export class SyncService {
       state: { events: stateEvents.map((e) => toClientEvent(e, viewer, false)) as unknown as JsonObject[] },
       ephemeral: { events: ephemeral },
       account_data: { events: accountData ?? [] },
-      // raw holds every event of the room after `since` (or, when limited, from its oldest entry on).
-      unread_notifications: await this.unread(roomId, user.userId, upTo, { events: raw, completeFrom: limited ? raw[raw.length - 1].stream! : sinceStream ?? -Infinity, inclusive: limited }),
+      // raw holds every event of the room in (since, upTo] (when limited: from its oldest entry on).
+      unread_notifications: await this.unread(roomId, user.userId, upTo, { events: raw, completeFrom: limited ? raw[raw.length - 1].stream! : sinceStream ?? -Infinity }),
       summary: await this.summary(roomId, user.userId),
     };
     return out;
@@ -215,7 +215,12 @@ export class SyncService {
 
   /** The room state just before a stream position (after the last event before it). */
   private async stateBefore(roomId: string, position: number): Promise<StateMap> {
-    return this.stateAfter((await this.hs.store.rooms.timeline(roomId, { from: position, dir: 'b', limit: 1 }))[0]);
+    const prev = (await this.hs.store.rooms.timeline(roomId, { from: position, dir: 'b', limit: 1 }))[0];
+    if (prev) return this.stateAfter(prev);
+    // Nothing earlier in our timeline (a room joined over federation starts at the join): the state
+    // before the first event we have at or after the position.
+    const next = (await this.hs.store.rooms.timeline(roomId, { from: position - 1, dir: 'f', limit: 1 }))[0];
+    return next?.stateBefore ? this.hs.store.rooms.stateGroup(next.stateBefore) : new Map();
   }
   private async stateAfter(event: StoredEvent | undefined): Promise<StateMap> {
     if (!event?.stateAfter) return new Map();
@@ -239,10 +244,10 @@ export class SyncService {
 
   /**
    * Unread counts: notifying events from others after the user's latest read receipt. `recent`: events
-   * of the room already read, newest first, ending at `upTo` and holding every event of the room after
-   * `completeFrom` (from it, when `inclusive`); they are used instead of a scan when they cover it.
+   * of the room already read, newest first, the newest at or before `upTo`, holding every event of the
+   * room in (completeFrom, upTo]; used instead of a scan when they cover it.
    */
-  private async unread(roomId: string, userId: string, upTo: number, recent?: { events: StoredEvent[]; completeFrom: number; inclusive: boolean }): Promise<JsonObject> {
+  private async unread(roomId: string, userId: string, upTo: number, recent?: { events: StoredEvent[]; completeFrom: number }): Promise<JsonObject> {
     const hs = this.hs;
     let readStream = 0;
     for (const t of ['m.read', 'm.read.private']) {
@@ -258,7 +263,7 @@ export class SyncService {
     // The scan is the newest UNREAD_SCAN events in (readStream, upTo]: `recent` has them when it holds
     // that many after readStream, or every event after readStream.
     const after = recent?.events.filter((e) => e.stream! > readStream);
-    const covered = !!recent && !!after && (after.length >= UNREAD_SCAN || readStream > recent.completeFrom || (readStream === recent.completeFrom && (recent.inclusive || true)));
+    const covered = !!recent && !!after && (after.length >= UNREAD_SCAN || readStream >= recent.completeFrom);
     const events = covered ? after!.slice(0, UNREAD_SCAN) : await hs.store.rooms.timeline(roomId, { from: upTo + 1, to: readStream, dir: 'b', limit: UNREAD_SCAN });
     let notification = 0;
     let highlight = 0;

@@ -127,6 +127,30 @@ describe('three and more nodes in one process', { timeout: 60_000 }, () => {
     for (const u of [alice, bob, carol]) expect(await membershipOn(c, roomId, u.userId!)).toBe('join');
   });
 
+  it('a user who joined over federation gets the room\'s state in /sync (initial and incremental)', async () => {
+    const { hs } = await network(2);
+    const [a, b] = hs;
+    const alice = await new TestClient(a).register('alice');
+    const bob = await new TestClient(b).register('bob');
+    const roomId = (await alice.post('/_matrix/client/v3/createRoom', { preset: 'public_chat', name: 'Synced', topic: 'state please' })).body.room_id as string;
+    const since = (await bob.get('/_matrix/client/v3/sync?timeout=0')).body.next_batch;
+    await joinVia(bob, roomId, a);
+    const summary = (room: any) => {
+      const events = [...(room?.state?.events ?? []), ...(room?.timeline?.events ?? [])];
+      return {
+        name: events.find((e: any) => e.type === 'm.room.name')?.content.name,
+        topic: events.find((e: any) => e.type === 'm.room.topic')?.content.topic,
+        create: events.some((e: any) => e.type === 'm.room.create'),
+        members: events.filter((e: any) => e.type === 'm.room.member' && e.content.membership === 'join').map((e: any) => e.state_key).sort(),
+      };
+    };
+    const want = { name: 'Synced', topic: 'state please', create: true, members: [alice.userId, bob.userId].sort() };
+    const incremental = (await bob.get(`/_matrix/client/v3/sync?timeout=0&since=${since}`)).body.rooms?.join?.[roomId];
+    expect(summary(incremental)).toEqual(want);
+    const initial = (await bob.get('/_matrix/client/v3/sync?timeout=0')).body.rooms?.join?.[roomId];
+    expect(summary(initial)).toEqual(want);
+  });
+
   it('four nodes: 40 messages sent concurrently from every node arrive everywhere, in one DAG', async () => {
     const { hs } = await network(4);
     const users = await Promise.all(hs.map((h, i) => new TestClient(h).register(`user${i}`)));

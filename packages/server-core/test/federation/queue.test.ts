@@ -132,6 +132,52 @@ describe('durable outbound queues', { timeout: 60_000 }, () => {
     expect(await bodies(b, roomId)).toEqual(Array.from({ length: 10 }, (_, i) => `r${i}`));
   });
 
+  it('a transaction whose answer was lost is retried as it was (same id, same content) and processed once', async () => {
+    const { a, b, alice, roomId } = await pair();
+    const handle = b.handle.bind(b);
+    const seen: { txnId: string; body: string; status: number }[] = [];
+    let processed = 0;
+    const receive = b.ingest.receivePdus.bind(b.ingest);
+    b.ingest.receivePdus = (origin, pdus) => {
+      processed++;
+      return receive(origin, pdus);
+    };
+    b.handle = async (req, remote) => {
+      const path = new URL(req.url).pathname;
+      if (req.method !== 'PUT' || !path.startsWith('/_matrix/federation/v1/send/')) return handle(req, remote);
+      const body = await req.clone().text();
+      const res = await handle(req, remote);
+      // The first answer is lost on the way back (B processed the transaction, A never hears of it).
+      const status = seen.length === 0 ? 502 : res.status;
+      seen.push({ txnId: path.split('/').pop()!, body, status });
+      return status === 502 ? new Response('{"errcode":"M_UNKNOWN","error":"lost"}', { status: 502 }) : res;
+    };
+    const r = await alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/once`, { msgtype: 'm.text', body: 'exactly once' });
+    await waitFor('the retry to succeed', async () => seen.some((x) => x.status === 200) && (await a.federation.queued(b.serverName)) === 0, 15_000);
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    expect(seen[1].txnId).toBe(seen[0].txnId);
+    expect(seen[1].body).toBe(seen[0].body);
+    expect(processed).toBe(1);
+    expect((await b.store.rooms.event(r.body.event_id))?.stream).toBeDefined();
+  });
+
+  it('new traffic for a peer that is backing off waits for the retry, it does not hammer the peer', async () => {
+    const { net, a, b, alice, roomId } = await pair();
+    const t = a.federation.transport!;
+    const fetchOrig = t.fetch.bind(t);
+    let attempts = 0;
+    t.fetch = (d, r) => {
+      if (d === b.serverName) attempts++;
+      return fetchOrig(d, r);
+    };
+    net.setOnline(b.serverName, false);
+    for (let i = 0; i < 20; i++) await alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/h${i}`, { msgtype: 'm.text', body: `h${i}` });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(attempts).toBeLessThanOrEqual(2);
+    net.setOnline(b.serverName, true);
+    await waitFor('all 20 on B', async () => (await bodies(b, roomId)).length === 20);
+  });
+
   it('a peer that refuses a transaction (4xx) does not block the queue', async () => {
     const { a, b, alice, roomId } = await pair();
     const handle = b.handle.bind(b);

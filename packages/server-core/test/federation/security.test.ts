@@ -211,3 +211,25 @@ describe('one transaction with good and bad events', () => {
     expect(r.status).toBe(400);
   });
 });
+
+describe('a resident that lies in send_join', () => {
+  it('state that leaves out what allowed the join: the join is refused, nothing joined', async () => {
+    const c = await createNetworkedMemoryHomeserver(net, { log: () => {} });
+    const carol = await new TestClient(c).register('carol');
+    const handle = a.handle.bind(a);
+    a.handle = async (req, remote) => {
+      const res = await handle(req, remote);
+      if (!new URL(req.url).pathname.includes('/send_join/')) return res;
+      const body = await res.json();
+      // Drop the join rules (so the public room looks invite-only).
+      body.state = body.state.filter((e: PDU) => e.type !== 'm.room.join_rules');
+      return new Response(JSON.stringify(body), { status: res.status, headers: { 'content-type': 'application/json' } });
+    };
+    const r = await carol.post(`/_matrix/client/v3/join/${enc(roomId)}?via=${a.serverName}`);
+    expect(r.status).toBe(502);
+    expect(r.body.error).toMatch(/does not allow the join/);
+    expect((await c.store.rooms.membership(roomId, carol.userId!))?.membership).not.toBe('join');
+    expect(await c.store.rooms.currentState(roomId)).toEqual(new Map());
+    await c.stop();
+  });
+});
