@@ -5,6 +5,7 @@
 import { registerHomeserver } from '@matrix-p2p/sw-host/client';
 import { mountChat } from './chat/index.ts';
 import { startStatusPanel } from './status.ts';
+import { startTransportHost } from './transport-host.ts';
 
 const byId = (id: string): HTMLElement => {
   const el = document.getElementById(id);
@@ -25,6 +26,9 @@ async function main(): Promise<void> {
   // Ask the browser not to evict the node's IndexedDB under storage pressure (it may say no).
   void navigator.storage?.persist?.().catch(() => false);
   document.documentElement.dataset.homeserver = 'ready';
+  // Federation: one tab per origin runs the libp2p node for the worker (elected with Web Locks).
+  const transport = startTransportHost(registration, () => void panel.refresh());
+  (window as unknown as { matrixP2pTransport?: unknown }).matrixP2pTransport = transport;
   mountChat(byId('chat'), { baseUrl: location.origin });
 }
 

@@ -10,14 +10,17 @@
  * - Everything else on our origin: network first, falling back to the cache (precached app shell plus
  *   what was fetched before); offline navigations get the cached `index.html`.
  */
-import { isWorkerRequest, type WorkerReply, type WorkerStatus } from './protocol.ts';
+import { fromWireRequest, toWireResponse, type WorkerFederation } from './federation.ts';
+import { NEED_HOST, isWorkerRequest, type AnyWorkerReply, type WorkerRequest, type WorkerStatus } from './protocol.ts';
 import type { ExtendableEvent, ExtendableMessageEvent, FetchEvent, SwScope } from './worker-types.ts';
 
 /** What the host needs of a homeserver (server-core's `Homeserver` fits). */
 export interface HomeserverLike {
   readonly serverName: string;
-  handle(request: Request): Promise<Response>;
+  handle(request: Request, remote?: { peer?: string }): Promise<Response>;
   stop(): Promise<void>;
+  /** Base64 of the ed25519 signing seed (the libp2p node's identity derives from it). */
+  nodeSeed?: () => Promise<string>;
 }
 
 export interface SwHostOptions {
@@ -37,6 +40,8 @@ export interface SwHostOptions {
    * while that event is being delivered. Default true.
    */
   eager?: boolean;
+  /** Federation through a transport host tab (see federation.ts); without it the node does not federate. */
+  federation?: WorkerFederation;
 }
 
 export interface SwHost {
@@ -167,6 +172,11 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
   async function status(): Promise<WorkerStatus> {
     const hs = await homeserver();
     const s: WorkerStatus = { serverName: hs.serverName, version: opts.version, startId, startedAt, scriptMs, evalMs, startupMs, requests };
+    if (opts.federation) {
+      s.transportHost = opts.federation.hasHost();
+      const peers = await opts.federation.peers();
+      if (peers) s.peers = peers;
+    }
     const est = await scope.navigator?.storage?.estimate().catch(() => undefined);
     if (est) s.storage = { usage: est.usage ?? 0, quota: est.quota ?? 0 };
     return s;
@@ -205,19 +215,55 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
       return;
     }
     if (event.request.method !== 'GET' || url.origin !== scope.location.origin) return; // the browser's own way
+    // The rendezvous' addresses change with every `npm start`: never from the cache.
+    if (url.pathname === '/rendezvous.json') return;
     event.respondWith(answerShell(event));
   });
 
   scope.addEventListener('message', (event: ExtendableMessageEvent) => {
     const port = event.ports[0];
     if (!port || !isWorkerRequest(event.data)) return;
+    const reply = (r: AnyWorkerReply, transfer: Transferable[] = []) => port.postMessage(r, transfer);
     event.waitUntil(
-      status().then(
-        (s) => port.postMessage({ ok: true, status: s } satisfies WorkerReply),
-        (e: unknown) => port.postMessage({ ok: false, error: e instanceof Error ? e.message : String(e) } satisfies WorkerReply),
+      answerMessage(event.data, event.ports).then(
+        (r) => reply(r, 'response' in r && r.response.body ? [r.response.body] : []),
+        (e: unknown) => reply({ ok: false, error: e instanceof Error ? e.message : String(e) }),
       ),
     );
   });
+
+  async function answerMessage(msg: WorkerRequest, ports: readonly MessagePort[]): Promise<AnyWorkerReply> {
+    switch (msg.type) {
+      case 'matrix-p2p/status':
+        return { ok: true, status: await status() };
+      case 'matrix-p2p/node-seed': {
+        const hs = await homeserver();
+        if (!hs.nodeSeed) throw new Error('this homeserver has no node seed');
+        return { ok: true, seed: await hs.nodeSeed(), serverName: hs.serverName };
+      }
+      case 'matrix-p2p/transport-host': {
+        if (!opts.federation) throw new Error('this worker does not federate');
+        // The port stays with the host: the reply goes on a second port the host sent along.
+        const hostPort = ports[1];
+        if (!hostPort) throw new Error('no host port');
+        opts.federation.attach(hostPort, msg.peers);
+        return { ok: true, attached: true };
+      }
+      case 'matrix-p2p/inbound': {
+        const hs = await homeserver();
+        requests++;
+        if (opts.federation && !opts.federation.hasHost()) askForHost();
+        return { ok: true, response: await toWireResponse(await hs.handle(fromWireRequest(msg.request), { peer: msg.peer })) };
+      }
+    }
+  }
+
+  /** Ask this origin's pages for a transport host (the elected tab answers by attaching again). */
+  function askForHost(): void {
+    void scope.clients.matchAll?.({ type: 'window' })
+      .then((cs) => cs.forEach((c) => c.postMessage({ type: NEED_HOST })))
+      .catch(() => {});
+  }
 
   if (opts.eager ?? true) homeserver().catch(() => {}); // logged above; the next request tries again
 

@@ -1,5 +1,5 @@
 /** Opening the browser node's homeserver over IndexedDB: the one place that names the database. */
-import { MIGRATIONS, createHomeserver } from '@matrix-p2p/server-core';
+import { CachingEngine, MIGRATIONS, createHomeserver, type FederationTransport } from '@matrix-p2p/server-core';
 import { openIdbEngine } from '@matrix-p2p/store-idb';
 import type { HomeserverLike } from './host.ts';
 
@@ -8,14 +8,23 @@ export const DATABASE_NAME = 'matrix-p2p';
 
 export async function openIdbHomeserver(
   events: { onClosed: () => void },
-  opts: { name?: string; log?: (e: unknown) => void } = {},
+  opts: { name?: string; log?: (e: unknown) => void; transport?: FederationTransport } = {},
 ): Promise<HomeserverLike> {
-  const engine = await openIdbEngine({
+  let engine: CachingEngine | undefined;
+  const idb = await openIdbEngine({
     name: opts.name ?? DATABASE_NAME,
     migrations: MIGRATIONS,
     // Another connection (a newer build of the worker) upgrades the schema: this one closed itself;
-    // the next request opens the database again.
-    onVersionChange: () => events.onClosed(),
+    // the next request opens the database again. The caches close too (they would go stale).
+    onVersionChange: () => {
+      void engine?.close().catch(() => {});
+      events.onClosed();
+    },
   });
-  return createHomeserver({ engine, openRegistration: true, log: opts.log });
+  // This worker is the database's only writer (tabs share it), so small stores are mirrored in memory
+  // and events / state groups cached: most reads of a send or a /sync then need no IndexedDB transaction.
+  engine = new CachingEngine(idb, { migrations: MIGRATIONS });
+  const hs = await createHomeserver({ engine, openRegistration: true, log: opts.log, ...(opts.transport ? { transport: opts.transport } : {}) });
+  // The libp2p node's identity is the homeserver's signing key: the transport host asks for its seed.
+  return Object.assign(hs, { nodeSeed: async () => (await hs.store.getMeta<string>('signing_seed')) ?? '' });
 }

@@ -3,8 +3,32 @@
  * answers once on that port. Shared by the worker (host.ts) and the page helper (client.ts).
  */
 
+import type { PeerStatus, WireRequest, WireResponse } from '@matrix-p2p/transport-libp2p';
+
 /** What a page may ask. */
-export type WorkerRequest = { type: 'matrix-p2p/status' };
+export type WorkerRequest =
+  | { type: 'matrix-p2p/status' }
+  /** The transport host asks for the node's seed (base64 of the ed25519 seed) to start its libp2p node. */
+  | { type: 'matrix-p2p/node-seed' }
+  /**
+   * The transport host (the tab that runs the libp2p node) attaches itself: `ports[0]` carries the host's
+   * RPC (HostRpcCall from the worker, HostRpcReply from the page, HostEvent from the page).
+   */
+  | { type: 'matrix-p2p/transport-host'; peers: string[] }
+  /** An inbound federation request from `peer`, posted to the registration's active worker (wakes it). */
+  | { type: 'matrix-p2p/inbound'; peer: string; request: WireRequest };
+
+/** Worker → host tab over the host port. */
+export type HostRpcCall = { id: number; op: 'fetch'; destination: string; request: WireRequest } | { id: number; op: 'peers' };
+export type HostRpcCallBody = { op: 'fetch'; destination: string; request: WireRequest } | { op: 'peers' };
+/** Host tab → worker over the host port. */
+export type HostRpcReply =
+  | { id: number; ok: true; response?: WireResponse; peers?: PeerStatus[] }
+  | { id: number; ok: false; error: string };
+/** Host tab → worker over the host port, unprompted. */
+export type HostEvent = { event: 'peer'; serverName: string };
+/** Worker → any page (clients.matchAll): the worker runs without a transport host (e.g. it was restarted). */
+export const NEED_HOST = 'matrix-p2p/need-host';
 
 /** The status panel's figures. */
 export interface WorkerStatus {
@@ -24,14 +48,26 @@ export interface WorkerStatus {
   startupMs: number;
   /** `/_matrix` requests answered by this run. */
   requests: number;
+  /** Federation peers as the transport host sees them (absent when no tab runs the libp2p node). */
+  peers?: PeerStatus[];
+  /** Whether a tab runs the libp2p node for this worker. */
+  transportHost?: boolean;
   /** `navigator.storage.estimate()` as seen by the worker (bytes), when the browser offers it. */
   storage?: { usage: number; quota: number };
 }
 
+/** The answer to a status request. */
 export type WorkerReply = { ok: true; status: WorkerStatus } | { ok: false; error: string };
+/** The answer to any request (status, node seed, transport host, inbound). */
+export type AnyWorkerReply =
+  | WorkerReply
+  | { ok: true; seed: string; serverName: string }
+  | { ok: true; response: WireResponse }
+  | { ok: true; attached: true };
 
 export const STATUS_REQUEST: WorkerRequest = { type: 'matrix-p2p/status' };
 
 export function isWorkerRequest(data: unknown): data is WorkerRequest {
-  return typeof data === 'object' && data !== null && (data as { type?: unknown }).type === 'matrix-p2p/status';
+  const t = typeof data === 'object' && data !== null ? (data as { type?: unknown }).type : undefined;
+  return t === 'matrix-p2p/status' || t === 'matrix-p2p/node-seed' || t === 'matrix-p2p/transport-host' || t === 'matrix-p2p/inbound';
 }

@@ -28,6 +28,8 @@ export interface SwClient {
 export interface SwClients {
   get(id: string): Promise<SwClient | undefined>;
   claim(): Promise<void>;
+  /** The pages to tell that the worker needs a transport host (optional: the Node tests' fake has none). */
+  matchAll?(opts: { type: 'window' }): Promise<readonly { postMessage(message: unknown): void }[]>;
 }
 
 export interface SwStorage {
