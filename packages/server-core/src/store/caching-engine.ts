@@ -5,7 +5,7 @@
  * per-node object stores. It relies on one fact: THIS ENGINE IS THE ONLY WRITER of the inner database
  * (the worker owns it; tabs share the worker), so every change passes through `write` below.
  *
- * Two kinds of cache:
+ * Three kinds of cache:
  *
  * - Mirrors: whole object stores held in a MemoryEngine built from the same migrations (so keys,
  *   indexes, ranges, ordering and cloning behave exactly as MemoryEngine's, which the conformance
@@ -17,32 +17,48 @@
  *   (`txns`: one row per send) costs at most one bounded load per start.
  * - Read-through LRU caches of `get` for big stores whose rows are immutable or only ever replaced whole
  *   (`events` by id, `state_groups` by id): hits, and misses (the key is absent), are kept.
+ * - A tail of a big, stream-ordered store (`events`): every row whose position (its `stream`, the key
+ *   of a scalar index) is above a floor, kept in the same MemoryEngine. It is seeded at first use with
+ *   the rows within `seed` positions of the highest (one forward range read), then grows with writes;
+ *   beyond `keep` rows the floor rises. It answers queries over an index ordered by position within one
+ *   prefix (`by_room_stream` for one room, `by_stream`, `by_relation` for one event): wholly when the
+ *   range starts above the floor (an incremental /sync's timeline), and, going backwards with a limit,
+ *   whenever the tail alone yields that many rows (every row not in it sorts below every row in it):
+ *   "the newest n events of this room" is answered from memory once the room has n recent events.
  *
  * Writes: the ops go to the inner engine unchanged (atomic there). Only after it succeeds are the same
- * ops applied, synchronously, to the loaded mirrors (`MemoryEngine.writeNow`) and to the LRU caches
- * (put: cached; delete: cached as absent; deleteRange: entries in range dropped). The values are copied
- * when `write` is called (as IndexedDB does), so a caller changing its objects afterwards changes nothing.
- * A failed write touches no cache.
+ * ops applied, synchronously, to the loaded mirrors (`MemoryEngine.writeNow`), to the tails (a put of a
+ * row at or below the floor becomes a delete of its key) and to the LRU caches (put: cached; delete:
+ * cached as absent; deleteRange: entries in range dropped). The values are copied when `write` is
+ * called (as IndexedDB does), so a caller changing its objects afterwards changes nothing. A failed
+ * write touches no cache.
  *
- * Reads: `read(fn)` gives `fn` a ReadTx that routes each call: to a loaded mirror (a resolved promise: a
- * microtask, which keeps an IndexedDB transaction alive), to an LRU hit, or else to ONE inner read
- * transaction, opened lazily at the first call that needs it and shared by the rest of `fn`. Loading a
- * mirror happens through that same inner transaction (its own requests), never by awaiting anything
- * foreign inside it.
+ * Reads: `read(fn)` gives `fn` a ReadTx that routes each call: to a loaded mirror, to a tail that can
+ * answer it, to an LRU hit (each a resolved promise: a microtask, which keeps an IndexedDB transaction
+ * alive), or else to ONE inner read transaction, opened lazily at the first call that needs it and shared
+ * by the rest of `fn`. Loading a mirror or a tail happens through that same inner transaction (its own
+ * requests), never by awaiting anything foreign inside it.
  *
- * Coherence: a value read from the inner engine may enter a cache (a mirror load, an LRU fill) only if
- * the inner transaction began with no write in flight and no write started or finished until the value
- * arrived (a write counter, `epoch`, and the number in flight). Then the value is exactly the state after
- * every completed write, and every later write is applied on top of it; the check and the install happen
- * in one synchronous step. Otherwise the value is just returned, not cached. (IndexedDB never lets a write
- * finish while an earlier read transaction is live, so this rarely refuses anything.)
+ * Coherence: a value read from the inner engine may enter a cache (a mirror or tail load, an LRU fill)
+ * only if the inner transaction began with no write in flight and no write started or finished until
+ * the value arrived (a write counter, `epoch`, and the number in flight). Then the value is exactly the
+ * state after every completed write, and every later write is applied on top of it; the check and the
+ * install happen in one synchronous step. Otherwise the value is just returned, not cached. (IndexedDB
+ * never lets a write finish while an earlier read transaction is live, so this rarely refuses anything.)
  *
  * Isolation: each call sees whole write batches. As with MemoryEngine (not raw IndexedDB), one `read(fn)`
  * is not a snapshot across calls: a batch that completes while `fn` runs may be seen by its later calls
- * (mirrors are updated when the inner write completes). The Store never relied on more (it runs over
+ * (caches are updated when the inner write completes). The Store never relied on more (it runs over
  * MemoryEngine in Node).
+ *
+ * Memory: the mirrors (small stores, each at most its row limit), at most `keep` tail rows and the LRU
+ * entries (recent events are in both): with the defaults, about 3,000 events and 256 state groups, a
+ * few MB for ordinary events (bounded by count, not bytes). `stats` counts what was served from where.
  */
-import { inRange, keyOf, schemaOf, type Key, type Migration, type QueryOptions, type ReadTx, type StorageEngine, type StoreSchema, type WriteOp } from './engine.ts';
+import {
+  compareKeys, inRange, keyOf, schemaOf, type Key, type KeyRange, type Migration, type QueryOptions, type ReadTx, type StorageEngine, type StoreSchema,
+  type WriteOp,
+} from './engine.ts';
 import { MemoryEngine } from './memory-engine.ts';
 
 /** The homeserver's small, hot object stores (schema.ts): mirrored whole by default. */
@@ -52,9 +68,20 @@ export const MIRRORED_STORES: readonly string[] = [
   'key_signatures', 'device_list_changes', 'aliases', 'txns', 'to_device', 'outbound', 'room_key_versions',
 ];
 /** The big stores read by id: LRU-cached `get`s by default (store → number of keys kept). */
-export const CACHED_STORES: Readonly<Record<string, number>> = { events: 4096, state_groups: 1024 };
+export const CACHED_STORES: Readonly<Record<string, number>> = { events: 2048, state_groups: 256 };
 /** Default row limits of mirrors that can grow large (others: `maxMirrorRows`). */
 export const MIRROR_LIMITS: Readonly<Record<string, number>> = { txns: 2000, outbound: 1000 };
+
+export interface TailOptions {
+  /** A scalar index over the position (the tail holds the rows whose key there is above the floor). */
+  index: string;
+  /** At first use, the rows within this many positions of the highest are read in. */
+  seed: number;
+  /** The most rows kept: beyond, the floor rises and the oldest rows go. */
+  keep: number;
+}
+/** Stream-ordered stores with a tail in memory by default. */
+export const STREAM_TAILS: Readonly<Record<string, TailOptions>> = { events: { index: 'by_stream', seed: 200, keep: 1000 } };
 
 export interface CachingEngineOptions {
   /** The inner engine's schema history (the mirrors' MemoryEngine is built from it). */
@@ -67,6 +94,8 @@ export interface CachingEngineOptions {
   maxMirrorRows?: number;
   /** Row limits of particular stores, overriding `maxMirrorRows`. Default: MIRROR_LIMITS. */
   mirrorLimits?: Readonly<Record<string, number>>;
+  /** Stores with a tail in memory. Default: the STREAM_TAILS the schema has (with their index). */
+  tails?: Readonly<Record<string, TailOptions>>;
 }
 
 /** What the engine did (tests, benchmarks). */
@@ -79,6 +108,8 @@ export interface CachingEngineStats {
   mirrorLoads: number;
   lruHits: number;
   lruMisses: number;
+  /** Queries answered by a tail. */
+  tailReads: number;
 }
 
 interface InnerTx {
@@ -92,6 +123,32 @@ interface LruEntry {
   key: Key;
   /** undefined: the key is known to be absent. */
   value: object | undefined;
+}
+interface Tail {
+  opts: TailOptions;
+  /** The position's key path (the scalar index's). */
+  position: string;
+  /** Indexes ordered by position within a prefix: name → prefix length (0: the position itself). */
+  indexes: Map<string, number>;
+  /** Every row whose position is above this is in the tail (meaningful once loaded). */
+  floor: Key;
+  loaded: boolean;
+  loading: boolean;
+  /** Rows put since the size was last checked. */
+  added: number;
+}
+
+/**
+ * The position bounds of a range over a tail index whose key is `prefix` components then the position:
+ * undefined unless the range stays within one prefix (for prefix > 0, both bounds given, equal there).
+ */
+function positionBounds(range: KeyRange | undefined, prefix: number): { lower?: Key; upper?: Key } | undefined {
+  const r = range ?? {};
+  if (prefix === 0) return { lower: r.lower, upper: r.upper };
+  const { lower, upper } = r;
+  if (!Array.isArray(lower) || !Array.isArray(upper) || lower.length !== prefix + 1 || upper.length !== prefix + 1) return undefined;
+  for (let i = 0; i < prefix; i++) if (compareKeys(lower[i], upper[i]) !== 0) return undefined;
+  return { lower: lower[prefix], upper: upper[prefix] };
 }
 
 function stateError(message: string): Error {
@@ -112,13 +169,14 @@ function keyString(k: Key): string {
 }
 
 export class CachingEngine implements StorageEngine {
-  readonly stats: CachingEngineStats = { innerReads: 0, mirrorReads: 0, mirrorLoads: 0, lruHits: 0, lruMisses: 0 };
+  readonly stats: CachingEngineStats = { innerReads: 0, mirrorReads: 0, mirrorLoads: 0, lruHits: 0, lruMisses: 0, tailReads: 0 };
   private readonly mirror: MemoryEngine;
   private readonly mirrored: ReadonlySet<string>;
   private readonly loaded = new Set<string>();
   /** Mirrored stores found too big to mirror (left to the inner engine for the life of this engine). */
   private readonly tooBig = new Set<string>();
   private readonly caches = new Map<string, { size: number; entries: Map<string, LruEntry> }>();
+  private readonly tails = new Map<string, Tail>();
   private readonly schema: Record<string, StoreSchema>;
   private readonly maxRows: number;
   private readonly limits: Readonly<Record<string, number>>;
@@ -139,6 +197,20 @@ export class CachingEngine implements StorageEngine {
       if (mirror.includes(s)) throw new Error(`CachingEngine: ${s} is both mirrored and LRU-cached`);
       if (!(size >= 1)) throw new RangeError(`CachingEngine: LRU size of ${s} must be at least 1`);
       this.caches.set(s, { size, entries: new Map() });
+    }
+    const tails = opts.tails ?? Object.fromEntries(Object.entries(STREAM_TAILS).filter(([s, t]) => has(s) && typeof this.schema[s].indexes?.[t.index]?.keyPath === 'string'));
+    for (const [s, t] of Object.entries(tails)) {
+      if (!has(s)) throw new Error(`CachingEngine: no object store ${s} in the schema`);
+      if (mirror.includes(s)) throw new Error(`CachingEngine: ${s} is both mirrored and tailed`);
+      const position = this.schema[s].indexes?.[t.index]?.keyPath;
+      if (typeof position !== 'string') throw new Error(`CachingEngine: the tail of ${s} needs a scalar index, not ${t.index}`);
+      if (!(t.keep >= 1) || !(t.seed >= 0)) throw new RangeError(`CachingEngine: bad tail sizes for ${s}`);
+      const indexes = new Map<string, number>();
+      for (const [name, idx] of Object.entries(this.schema[s].indexes ?? {})) {
+        if (idx.keyPath === position) indexes.set(name, 0);
+        else if (Array.isArray(idx.keyPath) && idx.keyPath.length > 1 && idx.keyPath[idx.keyPath.length - 1] === position) indexes.set(name, idx.keyPath.length - 1);
+      }
+      this.tails.set(s, { opts: t, position, indexes, floor: Infinity, loaded: false, loading: false, added: 0 });
     }
     this.mirrored = new Set(mirror);
     this.mirror = new MemoryEngine(opts.migrations);
@@ -188,6 +260,18 @@ export class CachingEngine implements StorageEngine {
       return this.loaded.has(store);
     };
 
+    // The tail of `store`, loaded, when the query is over one of its indexes.
+    const tailFor = async (store: string, opts: QueryOptions | undefined): Promise<Tail | undefined> => {
+      const tail = this.tails.get(store);
+      if (!tail || opts?.index === undefined || !tail.indexes.has(opts.index)) return undefined;
+      if (!tail.loaded) {
+        let load = loads.get(store);
+        if (!load && !tail.loading) loads.set(store, (load = this.loadTail(store, tail, innerTx)));
+        if (load) await load;
+      }
+      return tail.loaded ? tail : undefined;
+    };
+
     const rtx: ReadTx = {
       get: async <V>(store: string, key: Key): Promise<V | undefined> => {
         this.live();
@@ -226,12 +310,20 @@ export class CachingEngine implements StorageEngine {
           this.stats.mirrorReads++;
           return this.mirror.read((m) => m.query<V>(store, opts));
         }
+        const tail = await tailFor(store, opts);
+        const served = tail && this.tailQuery<V>(store, tail, opts!);
+        if (served) return served;
         return (await innerTx()).tx.query<V>(store, opts);
       },
       count: async (store: string, opts?: QueryOptions): Promise<number> => {
         this.live();
         if (await mirrorReady(store)) {
           this.stats.mirrorReads++;
+          return this.mirror.read((m) => m.count(store, opts));
+        }
+        const tail = await tailFor(store, opts);
+        if (tail && this.tailCovers(tail, opts!) === 'all') {
+          this.stats.tailReads++;
           return this.mirror.read((m) => m.count(store, opts));
         }
         return (await innerTx()).tx.count(store, opts);
@@ -269,6 +361,72 @@ export class CachingEngine implements StorageEngine {
     }
   }
 
+  /**
+   * Seed a tail through the calling read's inner transaction: the highest position, then every row
+   * within `seed` positions of it (one forward range read). Installed only if no write overlapped.
+   */
+  private async loadTail(store: string, tail: Tail, innerTx: () => Promise<InnerTx>): Promise<void> {
+    tail.loading = true;
+    try {
+      const it = await innerTx();
+      if (!this.canFill(it)) return;
+      const index = tail.opts.index;
+      const [top] = await it.tx.query<object>(store, { index, direction: 'prev', limit: 1 });
+      const highest = top && keyOf(top, tail.position);
+      let floor: Key = highest === undefined ? -Infinity : typeof highest === 'number' ? highest - tail.opts.seed : highest;
+      let rows = await it.tx.query<object>(store, { index, range: { lower: floor, lowerOpen: true } });
+      if (!this.canFill(it) || tail.loaded) return;
+      if (rows.length > tail.opts.keep) {
+        floor = keyOf(rows[rows.length - tail.opts.keep - 1], tail.position)!;
+        rows = rows.filter((r) => compareKeys(keyOf(r, tail.position)!, floor) > 0);
+      }
+      this.mirror.writeNow(rows.map((value) => ({ op: 'put', store, value })));
+      tail.floor = floor;
+      tail.loaded = true;
+      tail.added = 0;
+    } finally {
+      tail.loading = false;
+    }
+  }
+
+  /** Whether a query over a tail index lies wholly above the floor ('all'), or may be served by a backward scan ('prev'). */
+  private tailCovers(tail: Tail, opts: QueryOptions): 'all' | 'prev' | undefined {
+    const bounds = positionBounds(opts.range, tail.indexes.get(opts.index!)!);
+    if (!bounds) return undefined;
+    if (bounds.lower !== undefined) {
+      const c = compareKeys(bounds.lower, tail.floor);
+      if (c > 0 || (c === 0 && opts.range?.lowerOpen)) return 'all';
+    }
+    return opts.direction === 'prev' && opts.limit !== undefined && opts.limit > 0 && Number.isFinite(opts.limit) ? 'prev' : undefined;
+  }
+
+  /** A query answered by a tail (copies), or undefined when the tail cannot tell. */
+  private tailQuery<V>(store: string, tail: Tail, opts: QueryOptions): V[] | undefined {
+    const covers = this.tailCovers(tail, opts);
+    if (!covers) return undefined;
+    const rows = this.mirror.select(store, opts);
+    // Backwards with a limit: rows not in the tail all sort below the tail's, so a full page is the answer.
+    if (covers === 'prev' && rows.length < opts.limit!) return undefined;
+    this.stats.tailReads++;
+    return rows.map((r) => structuredClone(r) as V);
+  }
+
+  /** Raise a tail's floor so that it keeps at most `keep` rows. */
+  private trimTail(store: string, tail: Tail): void {
+    tail.added = 0;
+    const all = this.mirror.select(store, { index: tail.opts.index });
+    if (all.length <= tail.opts.keep) return;
+    const floor = keyOf(all[all.length - tail.opts.keep - 1], tail.position)!;
+    const keyPath = this.schema[store].keyPath;
+    const drop: WriteOp[] = [];
+    for (const r of all) {
+      if (compareKeys(keyOf(r, tail.position)!, floor) > 0) break;
+      drop.push({ op: 'delete', store, key: keyOf(r, keyPath)! });
+    }
+    this.mirror.writeNow(drop);
+    tail.floor = floor;
+  }
+
   /** Put an entry in an LRU cache (most recent last), evicting the oldest beyond its size. */
   private remember(store: string, ks: string, key: Key, value: object | undefined): void {
     const cache = this.caches.get(store)!;
@@ -285,7 +443,7 @@ export class CachingEngine implements StorageEngine {
     try {
       copies = [];
       for (const op of ops) {
-        if (!this.caches.has(op.store) && !this.loaded.has(op.store)) continue;
+        if (!this.caches.has(op.store) && !this.loaded.has(op.store) && !this.tails.get(op.store)?.loaded) continue;
         touched.add(op.store);
         copies.push(structuredClone(op));
       }
@@ -309,7 +467,26 @@ export class CachingEngine implements StorageEngine {
       for (const s of touched) this.drop(s);
       return;
     }
-    const mirrorOps = copies.filter((op) => this.loaded.has(op.store));
+    const mirrorOps: WriteOp[] = [];
+    const tailed = new Set<string>();
+    for (const op of copies) {
+      if (this.loaded.has(op.store)) mirrorOps.push(op);
+      const tail = this.tails.get(op.store);
+      if (!tail?.loaded) continue;
+      tailed.add(op.store);
+      if (op.op !== 'put') mirrorOps.push(op);
+      else {
+        // The tail holds exactly the rows above the floor: a row put at or below it leaves (if it was there).
+        const position = keyOf(op.value, tail.position);
+        if (position !== undefined && compareKeys(position, tail.floor) > 0) {
+          mirrorOps.push(op);
+          tail.added++;
+        } else {
+          const key = keyOf(op.value, this.schema[op.store].keyPath);
+          if (key !== undefined) mirrorOps.push({ op: 'delete', store: op.store, key });
+        }
+      }
+    }
     if (mirrorOps.length) {
       try {
         this.mirror.writeNow(mirrorOps);
@@ -317,6 +494,10 @@ export class CachingEngine implements StorageEngine {
         // Cannot happen when the mirror holds what the inner engine holds; if it does, forget those mirrors.
         for (const op of mirrorOps) this.drop(op.store);
       }
+    }
+    for (const store of tailed) {
+      const tail = this.tails.get(store)!;
+      if (tail.loaded && tail.added > tail.opts.keep / 4) this.trimTail(store, tail);
     }
     for (const op of copies) {
       const cache = this.caches.get(op.store);
@@ -339,9 +520,11 @@ export class CachingEngine implements StorageEngine {
     }
   }
 
-  /** Forget what is cached of a store (its mirror is reloaded at next use). */
+  /** Forget what is cached of a store (its mirror or tail is reloaded at next use). */
   private drop(store: string): void {
-    if (this.loaded.delete(store)) this.mirror.writeNow([{ op: 'deleteRange', store, range: {} }]);
+    const tail = this.tails.get(store);
+    if (this.loaded.delete(store) || tail?.loaded) this.mirror.writeNow([{ op: 'deleteRange', store, range: {} }]);
+    if (tail) tail.loaded = false;
     this.caches.get(store)?.entries.clear();
   }
 
@@ -353,6 +536,7 @@ export class CachingEngine implements StorageEngine {
     if (!this.closed) {
       this.closed = true;
       this.loaded.clear();
+      for (const t of this.tails.values()) t.loaded = false;
       for (const c of this.caches.values()) c.entries.clear();
       await this.mirror.close();
     }

@@ -185,6 +185,14 @@ export class MemoryEngine implements StorageEngine {
     this.writeNow(ops);
   }
   /**
+   * The values a query selects, in order, NOT copied (for wrappers that only look at them: changing
+   * them would change the stored data).
+   */
+  select(store: string, opts?: QueryOptions): object[] {
+    this.live();
+    return this.store(store).select(opts).map((r) => r.value);
+  }
+  /**
    * `write`, synchronously: applies every op atomically before returning, or throws (nothing applied).
    * For wrappers that must update a memory copy in the same turn as they decide to (CachingEngine).
    */
