@@ -4,41 +4,17 @@
  * servers; unreachable servers are reported in `failures` (or answered from the cached device list);
  * the federation endpoints refuse unauthenticated requests and bad input.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createNetworkedMemoryHomeserver, InProcessNetwork, type Homeserver } from '../../src/index.ts';
+import { describe, expect, it } from 'vitest';
 import { FederationError } from '../../src/federation/service.ts';
 import { remoteDeviceCache } from '../../src/services/keys.ts';
 import { signJson, signingKeyFromSeed } from '../../src/kernel/signing.ts';
 import { encodeBase64 } from '../../src/kernel/base64.ts';
 import type { JsonObject, JsonValue } from '../../src/kernel/types.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
+import { waitFor, nodes } from './helpers.ts';
 
 const V3 = '/_matrix/client/v3';
 const F = '/_matrix/federation/v1';
-const all: Homeserver[] = [];
-afterEach(async () => {
-  for (const n of all.splice(0)) await n.stop().catch(() => {});
-});
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function nodes(n: number) {
-  const net = new InProcessNetwork();
-  const errors: unknown[] = [];
-  const hss: Homeserver[] = [];
-  for (let i = 0; i < n; i++) hss.push(await createNetworkedMemoryHomeserver(net, { log: (e) => errors.push(e) }));
-  all.push(...hss);
-  return { net, hss, errors };
-}
-
 async function signedDeviceKeys(c: TestClient, seed: number): Promise<JsonObject> {
   const k = await signingKeyFromSeed(new Uint8Array(32).fill(seed), `ed25519:${c.deviceId}`);
   return signJson({

@@ -3,7 +3,7 @@
  * "Presence", "Device Management", "Send-to-device messaging"): what a user does on one node shows up in
  * the /sync of users on the others; malformed or spoofed EDUs are ignored without failing a transaction.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHomeserver, createNetworkedMemoryHomeserver, InProcessNetwork, MemoryEngine, MIGRATIONS, type Homeserver } from '../../src/index.ts';
 import { deviceListOutbox } from '../../src/federation/edus-out.ts';
 import { handleEdu } from '../../src/federation/edu-handlers.ts';
@@ -12,31 +12,9 @@ import { signJson, signingKeyFromSeed } from '../../src/kernel/signing.ts';
 import { encodeBase64 } from '../../src/kernel/base64.ts';
 import type { JsonObject } from '../../src/kernel/types.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
+import { nodes, stopAfterTest, waitFor } from './helpers.ts';
 
 const V3 = '/_matrix/client/v3';
-const all: Homeserver[] = [];
-afterEach(async () => {
-  for (const n of all.splice(0)) await n.stop().catch(() => {});
-});
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function nodes(n: number, opts: { clock?: () => number } = {}) {
-  const net = new InProcessNetwork();
-  const errors: unknown[] = [];
-  const hss: Homeserver[] = [];
-  for (let i = 0; i < n; i++) hss.push(await createNetworkedMemoryHomeserver(net, { ...opts, log: (e) => errors.push(e) }));
-  all.push(...hss);
-  return { net, hss, errors };
-}
 
 /** alice on A creates a public room; bob on B joins it. */
 async function pair(opts: { clock?: () => number } = {}) {
@@ -286,7 +264,7 @@ describe('device list updates survive a restart', () => {
     };
     let a = await start();
     const b = await createNetworkedMemoryHomeserver(net);
-    all.push(b);
+    stopAfterTest(b);
     const alice = await new TestClient(a).register('alice');
     const bob = await new TestClient(b).register('bob');
     const roomId = (await alice.post(`${V3}/createRoom`, { preset: 'public_chat' })).body.room_id as string;
@@ -303,7 +281,7 @@ describe('device list updates survive a restart', () => {
     a.typing.stop();
     net.detach(a);
     a = await start();
-    all.push(a);
+    stopAfterTest(a);
     await syncUntil(bob, tok, (body) => ((body.device_lists?.changed ?? []) as string[]).includes(alice.userId!) || undefined, 'alice changed after restart');
     await waitFor('B caches alice', async () => (await remoteDeviceCache(b, alice.userId!))?.devices[alice.deviceId!]);
   });
