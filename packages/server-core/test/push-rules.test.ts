@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MatrixError } from '../src/api/errors.ts';
@@ -181,17 +180,6 @@ describe('predefined rules', () => {
     const all = Object.values(defaultPushRules(ALICE)).flat();
     expect(all.every((r) => r.rule_id.startsWith('.') && r.default)).toBe(true);
     expect(new Set(all.map((r) => r.rule_id)).size).toBe(all.length);
-  });
-
-  const specFile = '/work/spec/content/client-server-api/modules/push.md';
-  it.skipIf(!existsSync(specFile))('matches the JSON definitions of the local spec export', () => {
-    const text = readFileSync(specFile, 'utf8');
-    const section = text.slice(text.indexOf('#### Predefined Rules'), text.indexOf('#### Push Rules: API'));
-    const split = section.indexOf('##### Default Underride Rules');
-    const parse = (s: string) => [...s.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!));
-    const rules = effectivePushRules(empty(), ALICE);
-    expect(rules.override).toEqual(substitute(parse(section.slice(0, split)), ALICE));
-    expect(rules.underride).toEqual(substitute(parse(section.slice(split)), ALICE));
   });
 
   it('GET /pushrules/ and /pushrules/global/ bodies', () => {
