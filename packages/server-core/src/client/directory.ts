@@ -10,7 +10,7 @@ import type { JsonObject } from '../kernel/types.ts';
 import { checkAliasSyntax, createAlias, deleteAlias, localPublicRooms, setRoomVisibility, type PublicRoomsQuery } from '../services/directory.ts';
 import { isRoomId, serverOf } from '../util/ids.ts';
 import { lookupRemoteAlias, queryRemotePublicRooms, type RemotePublicRoomsQuery } from '../federation/queries.ts';
-import { QueryInt } from './schemas.ts';
+import { PublicRoomsBody, QueryInt } from './schemas.ts';
 
 const CS = 'https://spec.matrix.org/latest/client-server-api';
 
@@ -44,21 +44,6 @@ const PublicRoomsGetQuery = v.object({
   limit: v.optional(QueryInt(0)),
   since: v.optional(v.string()),
   server: v.optional(v.string()),
-});
-
-const PublicRoomsBody = v.looseObject({
-  limit: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0)))),
-  since: v.optional(v.nullable(v.string())),
-  filter: v.optional(
-    v.nullable(
-      v.looseObject({
-        generic_search_term: v.optional(v.nullable(v.string())),
-        room_types: v.optional(v.nullable(v.array(v.nullable(v.string())))),
-      }),
-    ),
-  ),
-  include_all_networks: v.optional(v.nullable(v.boolean())),
-  third_party_instance_id: v.optional(v.nullable(v.string())),
 });
 
 export const directoryEndpoints: AnyEndpoint[] = [

@@ -17,7 +17,7 @@ import { redactEvent } from '../kernel/redaction.ts';
 import { roomVersion, type RoomVersionRules } from '../kernel/room-versions.ts';
 import { refId, stateKey as sk, type JsonObject, type PDU, type StateMap } from '../kernel/types.ts';
 import type { Homeserver } from '../homeserver.ts';
-import type { StoredEvent } from '../store/records.ts';
+import { derivedEventFields, type StoredEvent } from '../store/records.ts';
 import { serverOf } from '../util/ids.ts';
 import { verifyPdu } from './ingest.ts';
 import { authChainOf, roomServers } from './join.ts';
@@ -476,12 +476,7 @@ async function storeOne(hs: Homeserver, roomId: string, rules: RoomVersionRules,
     afterGroup = await stageStateGroup(hs, b, roomId, after, { id: beforeGroup, state: stateBefore });
   }
   stored.stateAfter = afterGroup;
-  if (pdu.type === 'm.room.member' && typeof pdu.content.membership === 'string') stored.membership = pdu.content.membership;
-  const rel = pdu.content['m.relates_to'] as JsonObject | undefined;
-  if (rel && typeof rel === 'object' && !Array.isArray(rel) && typeof rel.event_id === 'string') {
-    stored.relatesTo = rel.event_id;
-    if (typeof rel.rel_type === 'string') stored.relType = rel.rel_type;
-  }
+  Object.assign(stored, derivedEventFields(pdu));
   b.put('events', stored);
   await b.commit();
   hs.ingest.cache.set(eventId, withId);

@@ -9,7 +9,7 @@ import { MatrixError, invalidParam, notFound } from '../api/errors.ts';
 import { checkAliasSyntax, localPublicRooms, type PublicRoomsQuery } from '../services/directory.ts';
 import { DEFAULT_DOWNLOAD_WAIT_MS, loadMedia, multipartMediaResponse } from '../services/media.ts';
 import { profileOf } from '../services/profile.ts';
-import { QueryBool, QueryInt } from '../client/schemas.ts';
+import { PublicRoomsBody, QueryBool, QueryInt } from '../client/schemas.ts';
 import type { Homeserver } from '../homeserver.ts';
 import { isUserId, serverOf } from '../util/ids.ts';
 import { roomServers } from './join.ts';
@@ -22,21 +22,6 @@ const PublicRoomsGetQuery = v.object({
   since: v.optional(v.string()),
   include_all_networks: v.optional(QueryBool),
   third_party_instance_id: v.optional(v.string()),
-});
-
-const PublicRoomsBody = v.looseObject({
-  limit: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0)))),
-  since: v.optional(v.nullable(v.string())),
-  filter: v.optional(
-    v.nullable(
-      v.looseObject({
-        generic_search_term: v.optional(v.nullable(v.string())),
-        room_types: v.optional(v.nullable(v.array(v.nullable(v.string())))),
-      }),
-    ),
-  ),
-  include_all_networks: v.optional(v.nullable(v.boolean())),
-  third_party_instance_id: v.optional(v.nullable(v.string())),
 });
 
 const MediaQuery = v.object({ timeout_ms: v.optional(QueryInt(0)) });

@@ -14,12 +14,12 @@ import { decodeBase64, encodeBase64, encodeBase64Url } from '../kernel/base64.ts
 import { canonicalJsonBytes } from '../kernel/canonical-json.ts';
 import { ed25519, sha256 } from '../kernel/crypto.ts';
 import { signedPart } from '../kernel/signing.ts';
-import { computeEventId, roomIdFromCreateEventId, verifyEventSignature } from '../kernel/events.ts';
+import { checkContentHash, computeEventId, roomIdFromCreateEventId, verifyEventSignature } from '../kernel/events.ts';
 import { redactEvent } from '../kernel/redaction.ts';
 import { roomVersion, type RoomVersionRules } from '../kernel/room-versions.ts';
 import { refId, stateKey as sk, type JsonObject, type PDU, type StateMap } from '../kernel/types.ts';
 import type { Homeserver } from '../homeserver.ts';
-import type { RoomRecord, StoredEvent } from '../store/records.ts';
+import { derivedEventFields, type RoomRecord, type StoredEvent } from '../store/records.ts';
 import { Mutex } from '../util/async.ts';
 import { serverOf } from '../util/ids.ts';
 import { toClientEvent } from '../services/client-events.ts';
@@ -96,24 +96,8 @@ export async function verifyPdu(raw: unknown, rules: RoomVersionRules): Promise<
     }
   }
   if (!verified) return bad(`no valid signature from ${server}`);
-  if (!contentHashMatches(pdu, hashedBytes)) return { ok: true, eventId, pdu: redactEvent(pdu, rules) };
+  if (!checkContentHash(pdu, hashedBytes)) return { ok: true, eventId, pdu: redactEvent(pdu, rules) };
   return { ok: true, eventId, pdu };
-}
-
-/** `checkContentHash` over bytes already encoded (the event without `unsigned`, `signatures`, `hashes`). */
-function contentHashMatches(pdu: PDU, hashedBytes: Uint8Array): boolean {
-  const h = pdu.hashes?.sha256;
-  if (typeof h !== 'string') return false;
-  let given: Uint8Array;
-  try {
-    given = decodeBase64(h);
-  } catch {
-    return false;
-  }
-  const want = sha256(hashedBytes);
-  if (given.length !== want.length) return false;
-  for (let i = 0; i < want.length; i++) if (given[i] !== want[i]) return false;
-  return true;
 }
 
 export interface PduOutcome {
@@ -400,12 +384,7 @@ export class Ingester {
       afterGroup = await this.stageDelta(b, room.roomId, beforeGroup, stateAfter, [change]);
     }
     stored.stateAfter = afterGroup;
-    if (pdu.type === 'm.room.member' && typeof pdu.content.membership === 'string') stored.membership = pdu.content.membership;
-    const rel = pdu.content['m.relates_to'] as JsonObject | undefined;
-    if (rel && typeof rel === 'object' && typeof rel.event_id === 'string') {
-      stored.relatesTo = rel.event_id;
-      if (typeof rel.rel_type === 'string') stored.relType = rel.rel_type;
-    }
+    Object.assign(stored, derivedEventFields(pdu));
     this.cache.set(eventId, { ...pdu, event_id: eventId });
 
     if (softFailed) {
@@ -598,8 +577,7 @@ export class Ingester {
         if (c) byKey.set(sk('m.room.create', ''), c);
         const ok = checkAuthEventsList(withId, authPdus, rules).allowed && checkAuth(withId, (t, k) => byKey.get(sk(t, k)), rules).allowed;
         const stored: StoredEvent = { eventId: v.eventId, roomId, pdu: v.pdu, depth: v.pdu.depth ?? 0, type: v.pdu.type, sender: v.pdu.sender };
-        if (v.pdu.state_key !== undefined) stored.stateKey = v.pdu.state_key;
-        if (v.pdu.type === 'm.room.member' && typeof v.pdu.content.membership === 'string') stored.membership = v.pdu.content.membership;
+        Object.assign(stored, derivedEventFields(v.pdu));
         if (ok) {
           known.set(v.eventId, withId);
           accepted.set(v.eventId, v.pdu);

@@ -65,8 +65,12 @@ export async function hashAndSignEvent<E extends PDU>(event: E, rules: RoomVersi
   return { ...hashed, signatures: signed.signatures } as E;
 }
 
-/** Whether the event's `hashes.sha256` matches its content (a mismatch means it must be redacted). */
-export function checkContentHash(event: PDU): boolean {
+/**
+ * Whether the event's `hashes.sha256` matches its content (a mismatch means it must be redacted).
+ * `hashedBytes`, when given, is the canonical JSON of the event without `unsigned`, `signatures` and
+ * `hashes`, already encoded by the caller.
+ */
+export function checkContentHash(event: PDU, hashedBytes?: Uint8Array): boolean {
   const h = event.hashes?.sha256;
   if (typeof h !== 'string') return false;
   let given: Uint8Array;
@@ -75,7 +79,7 @@ export function checkContentHash(event: PDU): boolean {
   } catch {
     return false;
   }
-  const want = contentHash(event);
+  const want = hashedBytes ? sha256(hashedBytes) : contentHash(event);
   if (given.length !== want.length) return false;
   for (let i = 0; i < want.length; i++) if (given[i] !== want[i]) return false;
   return true;

@@ -11,7 +11,7 @@ import { redactEvent } from '../kernel/redaction.ts';
 import { roomVersion, type RoomVersionRules } from '../kernel/room-versions.ts';
 import { stateKey as sk, type JsonObject, type PDU, type StateMap } from '../kernel/types.ts';
 import type { Homeserver } from '../homeserver.ts';
-import type { RoomRecord, StateGroupRecord, StoredEvent } from '../store/records.ts';
+import { derivedEventFields, type RoomRecord, type StateGroupRecord, type StoredEvent } from '../store/records.ts';
 import { STATE_SNAPSHOT_INTERVAL } from '../store/rooms.ts';
 import type { WriteBatch } from '../store/store.ts';
 import { toClientEvent } from './client-events.ts';
@@ -148,17 +148,11 @@ export class RoomWriter {
       sender: draft.sender,
       stateBefore: room.stateGroup || undefined,
     };
-    if (draft.stateKey !== undefined) stored.stateKey = draft.stateKey;
     if (draft.txn) {
       stored.txn = draft.txn;
       this.batch.put('txns', { ...draft.txn, txnId: draft.txnKey ?? draft.txn.txnId, eventId });
     }
-    const rel = draft.content['m.relates_to'];
-    if (rel && typeof rel === 'object' && !Array.isArray(rel) && typeof (rel as JsonObject).event_id === 'string') {
-      stored.relatesTo = (rel as JsonObject).event_id as string;
-      if (typeof (rel as JsonObject).rel_type === 'string') stored.relType = (rel as JsonObject).rel_type as string;
-    }
-    if (draft.type === 'm.room.member' && typeof draft.content.membership === 'string') stored.membership = draft.content.membership;
+    Object.assign(stored, derivedEventFields({ type: draft.type, state_key: draft.stateKey, content: draft.content }));
 
     if (draft.stateKey !== undefined) {
       const key = sk(draft.type, draft.stateKey);

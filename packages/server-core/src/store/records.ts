@@ -136,3 +136,19 @@ export interface MediaRecord {
   uploader: string;
   createdTs: number;
 }
+
+/**
+ * The StoredEvent fields derived from an event's own fields, which the Store indexes or reads without
+ * loading the PDU: its state key, its membership, and what it relates to (relations, threads).
+ */
+export function derivedEventFields(e: { type: string; state_key?: string; content: JsonObject }): Pick<StoredEvent, 'stateKey' | 'membership' | 'relatesTo' | 'relType'> {
+  const out: Pick<StoredEvent, 'stateKey' | 'membership' | 'relatesTo' | 'relType'> = {};
+  if (e.state_key !== undefined) out.stateKey = e.state_key;
+  if (e.type === 'm.room.member' && typeof e.content.membership === 'string') out.membership = e.content.membership;
+  const rel = e.content['m.relates_to'];
+  if (rel && typeof rel === 'object' && !Array.isArray(rel) && typeof rel.event_id === 'string') {
+    out.relatesTo = rel.event_id;
+    if (typeof rel.rel_type === 'string') out.relType = rel.rel_type;
+  }
+  return out;
+}
