@@ -4,15 +4,27 @@
  * runs the node; when it closes, the lock passes to another tab, which starts the node again.
  *
  *   page → worker  `matrix-p2p/node-seed`        the node's identity is the homeserver's signing key
- *   page → worker  `matrix-p2p/transport-host`   a port for the worker's outbound `fetch` and `peers`
+ *   page → worker  `matrix-p2p/transport-host`   a port serving the node to the worker with comlink (its
+ *                                                outbound `fetch`, `peers`, and peer-reachable callbacks)
  *   page → worker  `matrix-p2p/inbound`          each request a peer sends, posted to the registration's
  *                                                active worker (a message wakes a stopped worker)
  *   worker → page  `matrix-p2p/need-host`        a restarted worker lost the port: attach again
  */
-import type { P2PNode, PeerStatus, WireRequest, WireResponse } from '@matrix-p2p/transport-libp2p';
-import type { AnyWorkerReply, HostEvent, HostRpcCall, HostRpcReply } from '@matrix-p2p/sw-host/client';
+import type { P2PNode, PeerStatus } from '@matrix-p2p/transport-libp2p';
+import { deserializeResponse, exposeHost, hostApi, serializeRequest, withTransfer } from '@matrix-p2p/transport-libp2p/bridge';
+import type { AnyWorkerReply } from '@matrix-p2p/sw-host/client';
 
 const LOCK = 'matrix-p2p-transport';
+/** How many recent durations `timings()` keeps per direction. */
+const TIMINGS_KEPT = 200;
+
+/** Recent request durations through this tab, ms (diagnostics and benchmarks). */
+export interface TransportTimings {
+  /** Worker → this tab → peer → back: from the worker's call arriving to its answer leaving. */
+  outbound: number[];
+  /** Peer → this tab → worker → back: from the request being read to the worker's answer. */
+  inbound: number[];
+}
 
 export interface TransportHostState {
   role: 'host' | 'follower' | 'failed';
@@ -20,32 +32,17 @@ export interface TransportHostState {
   error?: string;
   peers(): PeerStatus[];
   rendezvousConnected(): boolean;
-}
-
-function pairs(headers: Headers): [string, string][] {
-  const out: [string, string][] = [];
-  headers.forEach((v, k) => out.push([k, v]));
-  return out;
-}
-
-async function toWireRequest(request: Request): Promise<WireRequest> {
-  const body = request.method === 'GET' || request.method === 'HEAD' || request.body === null ? null : await request.arrayBuffer();
-  return { method: request.method, url: request.url, headers: pairs(request.headers), body: body && body.byteLength > 0 ? body : null, timeoutMs: 30_000 };
-}
-
-async function toWireResponse(response: Response): Promise<WireResponse> {
-  const body = response.body === null ? null : await response.arrayBuffer();
-  return { status: response.status, headers: pairs(response.headers), body: body && body.byteLength > 0 ? body : null };
-}
-
-function fromWireResponse(wire: WireResponse): Response {
-  const nullBody = wire.status === 204 || wire.status === 205 || wire.status === 304;
-  return new Response(nullBody ? null : wire.body, { status: wire.status, headers: wire.headers });
+  timings(): TransportTimings;
 }
 
 function fromBase64(s: string): Uint8Array {
   const bin = atob(s);
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+function keep(list: number[], ms: number): void {
+  list.push(ms);
+  if (list.length > TIMINGS_KEPT) list.shift();
 }
 
 /** Post `msg` to the registration's active worker and wait for its one answer. */
@@ -70,10 +67,12 @@ async function ask(registration: ServiceWorkerRegistration, msg: unknown, extra:
 /** Become the transport host when elected; `onChange` is called whenever the role or the peers change. */
 export function startTransportHost(registration: ServiceWorkerRegistration, onChange: () => void = () => {}): TransportHostState {
   let node: P2PNode | undefined;
+  const timings: TransportTimings = { outbound: [], inbound: [] };
   const state: TransportHostState = {
     role: 'follower',
     peers: () => node?.peers() ?? [],
     rendezvousConnected: () => node?.rendezvousConnected() ?? false,
+    timings: () => ({ outbound: [...timings.outbound], inbound: [...timings.inbound] }),
   };
   const locks = navigator.locks;
   if (!locks) {
@@ -82,35 +81,15 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
     return state;
   }
 
+  /** Serve the node to the worker over a fresh port with comlink (again whenever the worker restarts). */
+  let stopServing: (() => void) | undefined;
   async function attach(n: P2PNode): Promise<void> {
     const ch = new MessageChannel();
-    const port = ch.port1;
-    port.onmessage = async (e: MessageEvent<HostRpcCall>) => {
-      const call = e.data;
-      let reply: HostRpcReply;
-      const transfer: Transferable[] = [];
-      try {
-        if (call.op === 'peers') reply = { id: call.id, ok: true, peers: n.peers() };
-        else {
-          const w = call.request;
-          const init: RequestInit = { method: w.method, headers: w.headers, body: w.body };
-          if (w.timeoutMs !== undefined) init.signal = AbortSignal.timeout(w.timeoutMs);
-          const response = await toWireResponse(await n.request(call.destination, new Request(w.url, init)));
-          if (response.body) transfer.push(response.body);
-          reply = { id: call.id, ok: true, response };
-        }
-      } catch (err) {
-        reply = { id: call.id, ok: false, error: err instanceof Error ? err.message : String(err) };
-      }
-      port.postMessage(reply, transfer);
-    };
-    port.start();
-    currentPort?.close();
-    currentPort = port;
+    stopServing?.();
+    stopServing = exposeHost(hostApi(n), ch.port1, (_dest, ms) => keep(timings.outbound, ms));
     const r = await ask(registration, { type: 'matrix-p2p/transport-host', peers: n.peers().map((p) => p.serverName) }, [ch.port2]);
     if (!r.ok) throw new Error(r.error);
   }
-  let currentPort: MessagePort | undefined;
 
   async function run(): Promise<void> {
     const { createP2PNode, findRendezvous } = await import('@matrix-p2p/transport-libp2p');
@@ -121,23 +100,19 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
     const n = await createP2PNode({ seed: fromBase64(seedReply.seed), rendezvousAddrs, announceIntervalMs: 2_000 });
     node = n;
     state.serverName = n.serverName;
-    // Inbound: every request a peer sends goes to the worker, posted to the active worker (wakes it).
+    // Inbound: every request a peer sends goes to the worker as a message to the registration's active worker
+    // (a message wakes a stopped worker; the comlink port of `attach` would not).
     n.onRequest(async (request, peer) => {
-      const wire = await toWireRequest(request);
+      const wire = withTransfer(await serializeRequest(request, 30_000));
+      const t0 = performance.now();
       const r = await ask(registration, { type: 'matrix-p2p/inbound', peer, request: wire }, wire.body ? [wire.body] : []);
+      keep(timings.inbound, performance.now() - t0);
       if (!r.ok) return new Response(JSON.stringify({ errcode: 'M_UNKNOWN', error: r.error }), { status: 502, headers: { 'content-type': 'application/json' } });
       if (!('response' in r)) throw new Error('the worker sent no response');
-      return fromWireResponse(r.response);
+      return deserializeResponse(r.response);
     });
-    const tell = (e: HostEvent) => currentPort?.postMessage(e);
-    n.on('peer', (p) => {
-      tell({ event: 'peer', serverName: p.serverName });
-      onChange();
-    });
-    n.on('peer-updated', (p) => {
-      tell({ event: 'peer', serverName: p.serverName });
-      onChange();
-    });
+    n.on('peer', () => onChange());
+    n.on('peer-updated', () => onChange());
     n.on('peer-gone', () => onChange());
     n.on('rendezvous', () => onChange());
     await n.start();

@@ -4,7 +4,7 @@
  */
 import { STATUS_REQUEST, type WorkerReply, type WorkerStatus } from './protocol.ts';
 
-export type { WorkerStatus, AnyWorkerReply, HostEvent, HostRpcCall, HostRpcReply } from './protocol.ts';
+export type { WorkerStatus, AnyWorkerReply } from './protocol.ts';
 
 /**
  * Register `scriptUrl` (a classic script, scope `/`) and resolve once this page is controlled by an

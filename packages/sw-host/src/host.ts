@@ -10,7 +10,8 @@
  * - Everything else on our origin: network first, falling back to the cache (precached app shell plus
  *   what was fetched before); offline navigations get the cached `index.html`.
  */
-import { fromWireRequest, toWireResponse, type WorkerFederation } from './federation.ts';
+import { deserializeRequest, serializeResponse } from '@matrix-p2p/transport-libp2p/bridge';
+import type { WorkerFederation } from './federation.ts';
 import { NEED_HOST, isWorkerRequest, type AnyWorkerReply, type WorkerRequest, type WorkerStatus } from './protocol.ts';
 import type { ExtendableEvent, ExtendableMessageEvent, FetchEvent, SwScope } from './worker-types.ts';
 
@@ -253,7 +254,7 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
         const hs = await homeserver();
         requests++;
         if (opts.federation && !opts.federation.hasHost()) askForHost();
-        return { ok: true, response: await toWireResponse(await hs.handle(fromWireRequest(msg.request), { peer: msg.peer })) };
+        return { ok: true, response: await serializeResponse(await hs.handle(deserializeRequest(msg.request), { peer: msg.peer })) };
       }
     }
   }

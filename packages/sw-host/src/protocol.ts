@@ -11,22 +11,13 @@ export type WorkerRequest =
   /** The transport host asks for the node's seed (base64 of the ed25519 seed) to start its libp2p node. */
   | { type: 'matrix-p2p/node-seed' }
   /**
-   * The transport host (the tab that runs the libp2p node) attaches itself: `ports[0]` carries the host's
-   * RPC (HostRpcCall from the worker, HostRpcReply from the page, HostEvent from the page).
+   * The transport host (the tab that runs the libp2p node) attaches itself: `ports[1]` serves its
+   * TransportHostApi with comlink (transport-libp2p's `exposeHost` / `wrapHost`); the answer goes on `ports[0]`.
    */
   | { type: 'matrix-p2p/transport-host'; peers: string[] }
   /** An inbound federation request from `peer`, posted to the registration's active worker (wakes it). */
   | { type: 'matrix-p2p/inbound'; peer: string; request: WireRequest };
 
-/** Worker → host tab over the host port. */
-export type HostRpcCall = { id: number; op: 'fetch'; destination: string; request: WireRequest } | { id: number; op: 'peers' };
-export type HostRpcCallBody = { op: 'fetch'; destination: string; request: WireRequest } | { op: 'peers' };
-/** Host tab → worker over the host port. */
-export type HostRpcReply =
-  | { id: number; ok: true; response?: WireResponse; peers?: PeerStatus[] }
-  | { id: number; ok: false; error: string };
-/** Host tab → worker over the host port, unprompted. */
-export type HostEvent = { event: 'peer'; serverName: string };
 /** Worker → any page (clients.matchAll): the worker runs without a transport host (e.g. it was restarted). */
 export const NEED_HOST = 'matrix-p2p/need-host';
 

@@ -9,6 +9,7 @@
  * Everything that crosses is structured-cloneable (strings, numbers, arrays, ArrayBuffers); pass bodies as
  * transferables (`Comlink.transfer(wire, wire.body ? [wire.body] : [])`) to avoid a copy.
  */
+import * as Comlink from 'comlink';
 import type { P2PNode, PeerStatus } from './node.ts';
 
 export interface WireRequest {
@@ -63,15 +64,104 @@ export interface TransportHostApi {
   peerId(): string;
   peers(): PeerStatus[];
   fetch(destination: string, request: WireRequest): Promise<WireResponse>;
+  /** Call `listener` with the server name of each peer that becomes reachable, or is reached another way
+   *  (relay → WebRTC). Over comlink, pass `Comlink.proxy(listener)`. */
+  onPeer(listener: (serverName: string) => void): void;
 }
 
-export function hostApi(node: Pick<P2PNode, 'serverName' | 'peerId' | 'peers' | 'request'>): TransportHostApi {
+export function hostApi(node: Pick<P2PNode, 'serverName' | 'peerId' | 'peers' | 'request' | 'on'>): TransportHostApi & { close(): void } {
+  const unsubscribe: (() => void)[] = [];
   return {
     serverName: () => node.serverName,
     peerId: () => node.peerId,
     peers: () => node.peers(),
     async fetch(destination, request) {
       return serializeResponse(await node.request(destination, deserializeRequest(request)));
+    },
+    onPeer(listener) {
+      const tell = (p: PeerStatus) => {
+        try {
+          void Promise.resolve(listener(p.serverName)).catch(() => {});
+        } catch {
+          /* a listener in a worker that went away */
+        }
+      };
+      unsubscribe.push(node.on('peer', tell), node.on('peer-updated', tell));
+    },
+    /** Drop the listeners (the worker that registered them is gone or replaced). */
+    close() {
+      for (const u of unsubscribe.splice(0)) u();
+    },
+  };
+}
+
+/** `wire` with its body as a transferable (comlink then moves the bytes instead of copying them). */
+export function withTransfer<T extends { body: ArrayBuffer | null }>(wire: T): T {
+  return wire.body ? Comlink.transfer(wire, [wire.body]) : wire;
+}
+
+/**
+ * Page side: serve `api` to a worker over `port` with comlink (response bodies are transferred). Returns the
+ * function that stops serving (closes the port and drops the worker's listeners).
+ */
+export function exposeHost(api: TransportHostApi & { close?(): void }, port: MessagePort, observe?: (destination: string, ms: number, ok: boolean) => void): () => void {
+  const served: TransportHostApi = {
+    serverName: () => api.serverName(),
+    peerId: () => api.peerId(),
+    peers: () => api.peers(),
+    onPeer: (l) => api.onPeer(l),
+    async fetch(destination, request) {
+      const t0 = performance.now();
+      try {
+        const r = withTransfer(await api.fetch(destination, request));
+        observe?.(destination, performance.now() - t0, true);
+        return r;
+      } catch (e) {
+        observe?.(destination, performance.now() - t0, false);
+        throw e;
+      }
+    },
+  };
+  Comlink.expose(served, port);
+  return () => {
+    api.close?.();
+    port.close();
+  };
+}
+
+/** Thrown when the page serving a worker's transport does not answer in time (it may be gone). */
+export class HostTimeoutError extends Error {
+  override name = 'HostTimeoutError';
+}
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new HostTimeoutError(`the transport host did not answer ${what} within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** A page's TransportHostApi as the worker reaches it over comlink, with timeouts (comlink has none: a page
+ *  that closes leaves its calls unanswered). */
+export interface RemoteHost {
+  fetch(destination: string, request: WireRequest): Promise<WireResponse>;
+  peers(timeoutMs?: number): Promise<PeerStatus[]>;
+  onPeer(listener: (serverName: string) => void): Promise<void>;
+  close(): void;
+}
+
+/** Worker side: the host served on `port` (see exposeHost). A request may take its own `timeoutMs` plus `graceMs`. */
+export function wrapHost(port: MessagePort, opts: { graceMs?: number; defaultTimeoutMs?: number } = {}): RemoteHost {
+  const remote = Comlink.wrap<TransportHostApi>(port);
+  const grace = opts.graceMs ?? 5_000;
+  return {
+    fetch: (destination, request) => within(remote.fetch(destination, withTransfer(request)), (request.timeoutMs ?? opts.defaultTimeoutMs ?? 30_000) + grace, 'a request'),
+    peers: (timeoutMs = 2_000) => within(remote.peers(), timeoutMs, 'peers'),
+    onPeer: (listener) => within(remote.onPeer(Comlink.proxy(listener)), 10_000, 'onPeer'),
+    close() {
+      remote[Comlink.releaseProxy]();
+      port.close();
     },
   };
 }

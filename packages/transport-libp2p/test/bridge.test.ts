@@ -3,7 +3,7 @@
  * crosses is checked to be structured-cloneable, so comlink can carry it.
  */
 import { describe, expect, it } from 'vitest';
-import { createHostedTransport, deserializeRequest, deserializeResponse, hostApi, serializeRequest, serializeResponse, serveThrough, type WireRequest, type WireResponse } from '../src/index.ts';
+import { createHostedTransport, deserializeRequest, deserializeResponse, exposeHost, hostApi, serializeRequest, serializeResponse, serveThrough, wrapHost, type PeerStatus, type WireRequest, type WireResponse } from '../src/index.ts';
 import type { RequestHandler } from '../src/http/server.ts';
 
 /** What postMessage would do to it (throws on functions, Requests, streams...). */
@@ -24,29 +24,51 @@ describe('bridge', () => {
     expect(deserializeResponse(clone(await serializeResponse(new Response(null, { status: 204 })))).status).toBe(204);
   });
 
-  it('a worker-side transport reaches a page-side node, and inbound requests reach the worker with the peer name', async () => {
-    // The page's node (a stand-in: its request() answers as the remote would).
+  it('a worker-side transport reaches a page-side node over comlink, and inbound requests reach the worker with the peer name', async () => {
+    // The page's node (a stand-in: its request() answers as the remote would; `emit` plays its peer events).
     let inbound: RequestHandler | undefined;
+    const peerListeners = new Set<(p: PeerStatus) => void>();
+    const emitPeer = (serverName: string) => peerListeners.forEach((l) => l({ serverName, peerId: 'x', direct: true, kind: 'webrtc', remoteAddr: '', since: 0 }));
     const node = {
       serverName: 'b'.repeat(64),
       peerId: 'peer',
-      peers: () => [],
-      request: async (dest: string, r: Request) => Response.json({ dest, path: new URL(r.url).pathname, body: await r.text() }),
+      peers: () => [{ serverName: 'c'.repeat(64), peerId: 'x', direct: true, kind: 'webrtc' as const, remoteAddr: '/webrtc', since: 1 }],
+      request: async (dest: string, r: Request) => {
+        if (dest === 'e'.repeat(64)) throw new Error('unreachable');
+        return Response.json({ dest, path: new URL(r.url).pathname, body: await r.text() });
+      },
       onRequest: (h: RequestHandler) => void (inbound = h),
+      on: ((_e: string, l: (p: PeerStatus) => void) => (peerListeners.add(l), () => peerListeners.delete(l))) as never,
     };
-    const api = hostApi(node);
     const hosted = createHostedTransport();
     await expect(hosted.transport.fetch('c'.repeat(64), new Request('http://x/_matrix/federation/v1/version'))).rejects.toThrow(/no transport host/);
-    // comlink would wrap `api`; here every call goes through structuredClone both ways.
-    hosted.attach({ fetch: async (d: string, w: WireRequest) => clone(await api.fetch(d, clone(w))) });
+
+    // A real MessageChannel between the "page" (exposeHost) and the "worker" (wrapHost), as in the browser.
+    const { port1, port2 } = new MessageChannel();
+    const observed: boolean[] = [];
+    const stop = exposeHost(hostApi(node), port1, (_d, _ms, ok) => observed.push(ok));
+    const remote = wrapHost(port2);
+    hosted.attach(remote);
     const r = await hosted.transport.fetch('c'.repeat(64), new Request('http://federation.invalid/_matrix/federation/v1/send/9', { method: 'PUT', body: 'hello' }));
     expect(await r.json()).toEqual({ dest: 'c'.repeat(64), path: '/_matrix/federation/v1/send/9', body: 'hello' });
+    await expect(hosted.transport.fetch('e'.repeat(64), new Request('http://federation.invalid/_matrix/federation/v1/version'))).rejects.toThrow(/unreachable/);
+    expect(observed).toEqual([true, false]);
+    expect((await remote.peers()).map((p) => p.serverName)).toEqual(['c'.repeat(64)]);
+
+    // Peer events reach the worker through a comlink proxy.
     const reached: string[] = [];
     hosted.transport.onPeerReachable!((n) => reached.push(n));
-    hosted.peerReachable('c'.repeat(64));
-    expect(reached).toEqual(['c'.repeat(64)]);
+    await remote.onPeer((n) => hosted.peerReachable(n));
+    emitPeer('d'.repeat(64));
+    await expect.poll(() => reached).toEqual(['d'.repeat(64)]);
+
+    // The page stops serving (a new worker attached): the worker's listener is dropped.
+    stop();
+    emitPeer('f'.repeat(64));
+    expect(peerListeners.size).toBe(0);
     hosted.detach();
     expect(hosted.hasHost()).toBe(false);
+    remote.close();
 
     // Inbound: the page forwards to the worker, which answers as hs.handle(request, { peer }) would.
     serveThrough(node, async (w: WireRequest, peer: string): Promise<WireResponse> => {
@@ -55,5 +77,16 @@ describe('bridge', () => {
     });
     const answer = await inbound!(new Request('http://federation.invalid/_matrix/federation/v1/send/2', { method: 'PUT', body: 'x' }), 'd'.repeat(64));
     expect(await answer.json()).toEqual({ peer: 'd'.repeat(64), method: 'PUT', body: 'x' });
+  });
+
+  it('a host that never answers times out instead of hanging the worker', async () => {
+    const { port1, port2 } = new MessageChannel();
+    port1.start(); // a page that receives calls and never answers
+    const remote = wrapHost(port2, { graceMs: 50 });
+    const t0 = Date.now();
+    await expect(remote.fetch('c'.repeat(64), { method: 'GET', url: 'http://x/', headers: [], body: null, timeoutMs: 100 })).rejects.toMatchObject({ name: 'HostTimeoutError' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    remote.close();
+    port1.close();
   });
 });
