@@ -11,7 +11,7 @@
  *   worker → page  `matrix-p2p/need-host`        a restarted worker lost the port: attach again
  */
 import type { P2PNode, PeerStatus } from '@matrix-p2p/transport-libp2p';
-import { deserializeResponse, exposeHost, hostApi, serializeRequest, withTransfer } from '@matrix-p2p/transport-libp2p/bridge';
+import { deserializeResponse, exposeHost, hostApi, serializeRequest, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
 import type { AnyWorkerReply } from '@matrix-p2p/sw-host/client';
 
 const LOCK = 'matrix-p2p-transport';
@@ -24,6 +24,8 @@ export interface TransportTimings {
   outbound: number[];
   /** Peer → this tab → worker → back: from the request being read to the worker's answer. */
   inbound: number[];
+  /** Of which the homeserver's own time (its Server-Timing `hs`), for the same requests. */
+  inboundHs: number[];
 }
 
 export interface TransportHostState {
@@ -67,12 +69,12 @@ async function ask(registration: ServiceWorkerRegistration, msg: unknown, extra:
 /** Become the transport host when elected; `onChange` is called whenever the role or the peers change. */
 export function startTransportHost(registration: ServiceWorkerRegistration, onChange: () => void = () => {}): TransportHostState {
   let node: P2PNode | undefined;
-  const timings: TransportTimings = { outbound: [], inbound: [] };
+  const timings: TransportTimings = { outbound: [], inbound: [], inboundHs: [] };
   const state: TransportHostState = {
     role: 'follower',
     peers: () => node?.peers() ?? [],
     rendezvousConnected: () => node?.rendezvousConnected() ?? false,
-    timings: () => ({ outbound: [...timings.outbound], inbound: [...timings.inbound] }),
+    timings: () => ({ outbound: [...timings.outbound], inbound: [...timings.inbound], inboundHs: [...timings.inboundHs] }),
   };
   const locks = navigator.locks;
   if (!locks) {
@@ -91,6 +93,15 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
     if (!r.ok) throw new Error(r.error);
   }
 
+  /** Hand an inbound request to the worker: a message to the registration's active worker (a message wakes a
+   *  stopped worker, which a port held from an earlier run of the worker could not). */
+  async function toWorker(wire: WireRequest, peer: string): Promise<WireResponse> {
+    const r = await ask(registration, { type: 'matrix-p2p/inbound', peer, request: wire }, wire.body ? [wire.body] : []);
+    if (!r.ok) throw new Error(r.error);
+    if (!('response' in r)) throw new Error('the worker sent no response');
+    return r.response;
+  }
+
   async function run(): Promise<void> {
     const { createP2PNode, findRendezvous } = await import('@matrix-p2p/transport-libp2p');
     const seedReply = await ask(registration, { type: 'matrix-p2p/node-seed' });
@@ -100,16 +111,21 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
     const n = await createP2PNode({ seed: fromBase64(seedReply.seed), rendezvousAddrs, announceIntervalMs: 2_000 });
     node = n;
     state.serverName = n.serverName;
-    // Inbound: every request a peer sends goes to the worker as a message to the registration's active worker
-    // (a message wakes a stopped worker; the comlink port of `attach` would not).
+    // Inbound: every request a peer sends goes to the worker (toWorker).
     n.onRequest(async (request, peer) => {
-      const wire = withTransfer(await serializeRequest(request, 30_000));
+      const wire = await serializeRequest(request, 30_000);
       const t0 = performance.now();
-      const r = await ask(registration, { type: 'matrix-p2p/inbound', peer, request: wire }, wire.body ? [wire.body] : []);
+      let answer: WireResponse;
+      try {
+        answer = await toWorker(wire, peer);
+      } catch (e) {
+        return new Response(JSON.stringify({ errcode: 'M_UNKNOWN', error: e instanceof Error ? e.message : String(e) }), { status: 502, headers: { 'content-type': 'application/json' } });
+      }
       keep(timings.inbound, performance.now() - t0);
-      if (!r.ok) return new Response(JSON.stringify({ errcode: 'M_UNKNOWN', error: r.error }), { status: 502, headers: { 'content-type': 'application/json' } });
-      if (!('response' in r)) throw new Error('the worker sent no response');
-      return deserializeResponse(r.response);
+      const response = deserializeResponse(answer);
+      const hs = /(?:^|,)\s*hs;dur=([\d.]+)/.exec(response.headers.get('server-timing') ?? '');
+      if (hs) keep(timings.inboundHs, Number(hs[1]));
+      return response;
     });
     n.on('peer', () => onChange());
     n.on('peer-updated', () => onChange());

@@ -10,7 +10,7 @@
  * - Everything else on our origin: network first, falling back to the cache (precached app shell plus
  *   what was fetched before); offline navigations get the cached `index.html`.
  */
-import { deserializeRequest, serializeResponse } from '@matrix-p2p/transport-libp2p/bridge';
+import { deserializeRequest, serializeResponse, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
 import type { WorkerFederation } from './federation.ts';
 import { NEED_HOST, isWorkerRequest, type AnyWorkerReply, type WorkerRequest, type WorkerStatus } from './protocol.ts';
 import type { ExtendableEvent, ExtendableMessageEvent, FetchEvent, SwScope } from './worker-types.ts';
@@ -250,13 +250,17 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
         opts.federation.attach(hostPort, msg.peers);
         return { ok: true, attached: true };
       }
-      case 'matrix-p2p/inbound': {
-        const hs = await homeserver();
-        requests++;
+      case 'matrix-p2p/inbound':
         if (opts.federation && !opts.federation.hasHost()) askForHost();
-        return { ok: true, response: await serializeResponse(await hs.handle(deserializeRequest(msg.request), { peer: msg.peer })) };
-      }
+        return { ok: true, response: await handleInbound(msg.request, msg.peer) };
     }
+  }
+
+  /** A request a peer sent, answered as that peer (the core allows it federation and media only). */
+  async function handleInbound(request: WireRequest, peer: string): Promise<WireResponse> {
+    const hs = await homeserver();
+    requests++;
+    return serializeResponse(await hs.handle(deserializeRequest(request), { peer }));
   }
 
   /** Ask this origin's pages for a transport host (the elected tab answers by attaching again). */

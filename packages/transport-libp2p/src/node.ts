@@ -6,7 +6,7 @@
  *   circuit relay ──▶ other nodes, until WebRTC is up               noise, yamux, identify
  *   WebRTC (/p2p-circuit/webrtc, signalled over the relay) ──▶ direct data channels
  *   gossipsub + pubsub-peer-discovery: nodes announce themselves; each pair dials from one side only
- *   /matrix-p2p/http/1: HTTP over one stream per request (src/http/)
+ *   /matrix-p2p/http/1: HTTP over streams kept alive between requests (src/http/)
  *
  * The API is plain data and promises (strings, arrays of plain objects), so it can be exposed over a
  * MessageChannel with comlink; Request/Response cross that boundary through src/bridge.ts.
@@ -14,7 +14,7 @@
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import { gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { Connection, Libp2p, PeerId, PeerInfo } from '@libp2p/interface';
+import type { Connection, Libp2p, PeerId, PeerInfo, Stream } from '@libp2p/interface';
 import { noise } from '@libp2p/noise';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { pubsubPeerDiscovery } from '@libp2p/pubsub-peer-discovery';
@@ -28,7 +28,7 @@ import { createGater } from './gater.ts';
 import { sendRequest } from './http/client.ts';
 import { isRemotePathAllowed } from './http/policy.ts';
 import { serveStream, type RequestHandler } from './http/server.ts';
-import { DEFAULT_LIMITS, type HttpLimits } from './http/wire.ts';
+import { DEFAULT_LIMITS, TimeoutError, type HttpLimits } from './http/wire.ts';
 import { identityFromSeed, peerIdFromServerName, serverNameFromPeerId } from './identity.ts';
 import { installShims } from './shims.ts';
 
@@ -62,6 +62,9 @@ export interface DialPolicy {
   relayAfterFailures: number;
   /** A peer neither connected nor announced for this long is forgotten (no more dials), ms. */
   forgetAfterMs: number;
+  /** An unreachable peer that announces itself again after this long a silence is dialled at once, its backoff
+   *  reset (it went away and came back), ms. Default: three of our announce intervals. */
+  reappearAfterMs?: number;
   /** Opening a stream for a request must succeed within this long, else the connection is dropped and the
    *  request retried on another (nothing was sent yet), ms. */
   streamOpenTimeoutMs: number;
@@ -195,6 +198,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
   const topic = opts.topic ?? DISCOVERY_TOPIC;
   const log = opts.log ?? (() => {});
   const useWebRTC = opts.webrtc ?? true;
+  const reappearAfterMs = policy.reappearAfterMs ?? 3 * (opts.announceIntervalMs ?? 5_000);
   const rendezvousAddrs = opts.rendezvousAddrs.map((a) => multiaddr(a));
   const rendezvousIds = new Set<string>();
   for (const ma of rendezvousAddrs) {
@@ -387,9 +391,67 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
       known.set(key, p);
       log(`discovered ${name.slice(0, 8)}`);
     }
+    const silentMs = Date.now() - p.lastSeen;
     p.lastSeen = Date.now();
     if (info.multiaddrs.length > 0) p.addrs = info.multiaddrs.filter((a) => names(a).includes(CIRCUIT));
+    // An unreachable peer announcing itself after a silence came back (a browser reopened): the backoff its
+    // failed dials built up no longer applies. Dial as for a new peer, not when the backoff timer fires (up
+    // to `maxDelayMs`, while the peer waits `fallbackAfterMs` for us).
+    if (p.failures > 0 && !p.dialing && !reachable.has(key) && silentMs > reappearAfterMs) {
+      clearTimeout(p.timer);
+      p.timer = undefined;
+      p.failures = 0;
+      p.webrtcFailures = 0;
+      log(`${name.slice(0, 8)} is back after ${Math.round(silentMs / 1000)} s`);
+    }
     if (needsDial(p) && !p.timer && !p.dialing) schedule(p, weDial(p) ? 0 : policy.fallbackAfterMs);
+  }
+
+  // --- kept-alive HTTP streams (src/http/wire.ts) ------------------------------------------------------
+
+  /** Idle HTTP streams per connection, ready for the next request. */
+  const idle = new Map<Connection, { stream: Stream; timer: ReturnType<typeof setTimeout> }[]>();
+  const MAX_IDLE_PER_CONNECTION = 8;
+  /** Requesters give up idle streams well before responders close them, so a reuse rarely meets a close. */
+  const idleMs = Math.max(100, Math.floor(limits.keepAliveIdleMs / 2));
+
+  const usable = (st: Stream) =>
+    st.status === 'open' && (st as { remoteWriteStatus?: string }).remoteWriteStatus !== 'closed' && (st as { writeStatus?: string }).writeStatus !== 'closed';
+
+  function takeIdle(conn: Connection): Stream | undefined {
+    const list = idle.get(conn);
+    while (list && list.length > 0) {
+      const e = list.pop()!;
+      clearTimeout(e.timer);
+      if (usable(e.stream) && conn.status === 'open') return e.stream;
+      if (e.stream.status === 'open') e.stream.abort(new Error('unusable kept-alive stream'));
+    }
+    return undefined;
+  }
+
+  function putIdle(conn: Connection, st: Stream): void {
+    if (stopped || conn.status !== 'open' || !usable(st)) return;
+    let list = idle.get(conn);
+    if (!list) idle.set(conn, (list = []));
+    if (list.length >= MAX_IDLE_PER_CONNECTION) {
+      void st.close().catch(() => {});
+      return;
+    }
+    const entry = {
+      stream: st,
+      timer: setTimeout(() => {
+        const l = idle.get(conn);
+        const i = l?.indexOf(entry) ?? -1;
+        if (i >= 0) l!.splice(i, 1);
+        void st.close().catch(() => {});
+      }, idleMs),
+    };
+    list.push(entry);
+  }
+
+  function dropIdle(conn: Connection): void {
+    for (const e of idle.get(conn) ?? []) clearTimeout(e.timer);
+    idle.delete(conn);
   }
 
   // --- the node -----------------------------------------------------------------------------------------
@@ -464,6 +526,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
       });
       on(n as unknown as EventTarget, 'connection:close', (evt) => {
         const conn = evt.detail as Connection;
+        dropIdle(conn);
         if (isRendezvous(conn.remotePeer)) updateRendezvous();
         refresh(conn.remotePeer);
         const p = known.get(conn.remotePeer.toString());
@@ -493,6 +556,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
       for (const p of known.values()) clearTimeout(p.timer);
       known.clear();
       for (const d of detachers.splice(0)) d();
+      for (const conn of [...idle.keys()]) dropIdle(conn);
       const n = node;
       node = undefined;
       reachable.clear();
@@ -520,20 +584,36 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
           }
           if (needsDial(p)) schedule(p, weDial(p) ? 0 : policy.fallbackAfterMs);
         }
-        tried.add(conn);
-        let stream;
-        try {
-          stream = await conn.newStream(HTTP_PROTOCOL, { runOnLimitedConnection: true, signal: within(policy.streamOpenTimeoutMs) });
-        } catch (e) {
-          const err = toError(e);
-          if (request.signal?.aborted || attempt >= 3) throw err;
-          // A link that cannot open a stream is dead (e.g. a WebRTC connection the other side gave up on while
-          // connecting). Nothing of the request was sent: drop the link and try the next one.
-          log(`cannot open a stream to ${destination.slice(0, 8)} over ${connectionKind(conn)}; dropping that connection`, err);
-          if (conn.status === 'open') conn.abort(err);
-          continue;
+        // A kept-alive stream of this connection if there is one: no data channel to open, nothing to negotiate.
+        let stream: Stream | undefined = takeIdle(conn);
+        const reused = stream !== undefined;
+        if (!stream) {
+          tried.add(conn);
+          try {
+            stream = await conn.newStream(HTTP_PROTOCOL, { runOnLimitedConnection: true, signal: within(policy.streamOpenTimeoutMs) });
+          } catch (e) {
+            const err = toError(e);
+            if (request.signal?.aborted || attempt >= 3) throw err;
+            // A link that cannot open a stream is dead (e.g. a WebRTC connection the other side gave up on while
+            // connecting). Nothing of the request was sent: drop the link and try the next one.
+            log(`cannot open a stream to ${destination.slice(0, 8)} over ${connectionKind(conn)}; dropping that connection`, err);
+            if (conn.status === 'open') conn.abort(err);
+            continue;
+          }
+          tried.delete(conn);
         }
-        return sendRequest(stream, request, limits);
+        const s = stream;
+        const c = conn;
+        // A reused stream may have been closed by the peer (idle) just as we sent: then the request is sent again
+        // on a fresh stream, so keep a copy of its body until the answer's head arrives.
+        const copy = reused ? request.clone() : undefined;
+        try {
+          return await sendRequest(s, request, limits, { keepAlive: { done: (ok) => (ok ? putIdle(c, s) : undefined) } });
+        } catch (e) {
+          if (!copy || request.signal?.aborted || e instanceof TimeoutError || attempt >= 4) throw e;
+          log(`a kept-alive stream to ${destination.slice(0, 8)} failed before the answer; sending again on a fresh one`, e);
+          request = copy;
+        }
       }
     },
 

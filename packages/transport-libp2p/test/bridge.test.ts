@@ -89,4 +89,5 @@ describe('bridge', () => {
     remote.close();
     port1.close();
   });
+
 });

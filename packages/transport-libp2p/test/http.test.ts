@@ -198,3 +198,50 @@ describe('refusals and limits', () => {
     expect(inb.status).not.toBe('open');
   });
 });
+
+describe('keep-alive', () => {
+  it('one stream carries exchanges one after the other, and the responder stops when the requester closes', async () => {
+    const [out, inb] = await streamPair();
+    let handled = 0;
+    const served = serveStream(inb, 'a'.repeat(64), async (r, remote) => (handled++, echo(r, remote)), { limits: DEFAULT_LIMITS });
+    const reusable: boolean[] = [];
+    for (let i = 0; i < 3; i++) {
+      let done!: (ok: boolean) => void;
+      const reported = new Promise<boolean>((r) => (done = r));
+      const res = await sendRequest(out, new Request(`http://x/_matrix/federation/v1/send/${i}`, { method: 'PUT', body: `body ${i}` }), DEFAULT_LIMITS, { keepAlive: { done } });
+      expect(res.headers.get('x-path')).toBe(`/_matrix/federation/v1/send/${i}`);
+      expect(await res.text()).toBe(`body ${i}`);
+      reusable.push(await reported);
+    }
+    expect(reusable).toEqual([true, true, true]);
+    expect(handled).toBe(3);
+    expect(out.status).toBe('open');
+    await out.close();
+    await served; // the responder returns once the requester closed its end
+    expect(inb.status).not.toBe('open');
+  });
+
+  it('a refused request (403 before its body) ends the stream: it is not reusable, and the answer still arrives', async () => {
+    const [out, inb] = await streamPair();
+    void serveStream(inb, 'a'.repeat(64), echo, { limits: DEFAULT_LIMITS });
+    let done!: (ok: boolean) => void;
+    const reported = new Promise<boolean>((r) => (done = r));
+    const res = await sendRequest(out, new Request('http://x/_matrix/client/v3/sync'), DEFAULT_LIMITS, { keepAlive: { done } });
+    expect(res.status).toBe(403);
+    expect((await res.json()).errcode).toBe('M_FORBIDDEN');
+    await expect.poll(() => out.status).not.toBe('open');
+    expect(await reported).toBe(false);
+  });
+
+  it('the responder closes a stream left idle between exchanges', async () => {
+    const [out, inb] = await streamPair();
+    const served = serveStream(inb, 'a'.repeat(64), echo, { limits: { ...DEFAULT_LIMITS, keepAliveIdleMs: 100 } });
+    const res = await sendRequest(out, new Request('http://x/_matrix/federation/v1/version'), DEFAULT_LIMITS, { keepAlive: { done: () => {} } });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const t0 = Date.now();
+    await served;
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(80);
+    await expect.poll(() => (out as { remoteWriteStatus?: string }).remoteWriteStatus).toBe('closed');
+  });
+});

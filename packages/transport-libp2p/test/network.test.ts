@@ -10,6 +10,7 @@ import { createMemoryHomeserver, decodeBase64, type FederationTransport } from '
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRendezvous, type Rendezvous } from '../../../rendezvous/src/index.ts';
 import { DEFAULT_RENDEZVOUS_PORT, createP2PNode, findRendezvous, serveHomeserver, transportFromNode, type P2PNode } from '../src/index.ts';
+import { HTTP_PROTOCOL } from '../src/constants.ts';
 import { enc, TestClient } from '../../server-core/test/helpers/hs.ts';
 
 async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000, what = 'condition'): Promise<T> {
@@ -96,6 +97,14 @@ describe('nodes through the rendezvous (relayed)', () => {
     expect(await ba.json()).toEqual({ me: 'a', remote: b.serverName, path: '/_matrix/key/v2/server', bytes: 0 });
     const client = await b.request(a.serverName, new Request('http://federation.invalid/_matrix/client/v3/sync'));
     expect(client.status).toBe(403);
+
+    // Keep-alive: sequential requests reuse one stream instead of opening one each.
+    const httpStreams = () => a.libp2p!.getConnections().flatMap((c) => c.streams).filter((st) => st.protocol === HTTP_PROTOCOL && st.direction === 'outbound' && st.status === 'open');
+    for (let i = 0; i < 5; i++) {
+      const r = await a.request(b.serverName, new Request(`http://federation.invalid/_matrix/federation/v1/send/${i}`, { method: 'PUT', body: `x${i}` }));
+      expect((await r.json()).bytes).toBe(2);
+    }
+    expect(httpStreams().length).toBe(1);
 
     const gone = new Promise<string>((resolve) => a.on('peer-gone', (p) => resolve(p.serverName)));
     await b.stop();

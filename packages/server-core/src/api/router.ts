@@ -16,7 +16,7 @@ export const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
   'access-control-allow-headers': 'X-Requested-With, Content-Type, Authorization, Date',
-  'access-control-expose-headers': 'Content-Type, Content-Length, Content-Disposition',
+  'access-control-expose-headers': 'Content-Type, Content-Length, Content-Disposition, Server-Timing',
 };
 
 export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
@@ -134,13 +134,25 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
   return {
     endpoints,
     async handle(req, remote) {
+      const t0 = performance.now();
+      let res: Response;
       try {
-        return await dispatch(req, remote);
+        res = await dispatch(req, remote);
       } catch (err) {
-        if (err instanceof MatrixError) return errorResponse(err);
-        log(err);
-        return errorResponse(new MatrixError(500, 'M_UNKNOWN', 'Internal server error'));
+        if (err instanceof MatrixError) res = errorResponse(err);
+        else {
+          log(err);
+          res = errorResponse(new MatrixError(500, 'M_UNKNOWN', 'Internal server error'));
+        }
       }
+      // How long the homeserver itself took (Server-Timing, W3C): benchmarks and DevTools tell it apart from
+      // the time spent reaching the worker or the peer. A handler's own Response may have immutable headers.
+      try {
+        res.headers.set('server-timing', `hs;dur=${(performance.now() - t0).toFixed(2)}`);
+      } catch {
+        /* immutable headers */
+      }
+      return res;
     },
   };
 }

@@ -1,4 +1,5 @@
-/** The requesting side of `/matrix-p2p/http/1` (see wire.ts): one Request out, one streamed Response back. */
+/** The requesting side of `/matrix-p2p/http/1` (see wire.ts): one Request out, one streamed Response back;
+ *  with `keepAlive`, the stream stays open for the caller's next exchange. */
 import type { MessageStream } from '@libp2p/interface';
 import { encodeHead, FrameReader, headerPairs, parseResponseHead, sendMessage, WireError, toHeaders, type HttpLimits } from './wire.ts';
 
@@ -9,16 +10,32 @@ function abortError(signal: AbortSignal): Error {
   return r instanceof Error ? r : new DOMException('The request was aborted', 'AbortError');
 }
 
+export interface SendOptions {
+  /**
+   * Keep the stream open for another exchange (wire.ts: keep-alive): our writable end stays open, and `done`
+   * is called once, with `true` when the exchange completed cleanly (request sent, whole response read: the
+   * stream may carry the next request), `false` when the stream was given up (it is aborted).
+   */
+  keepAlive?: { done(reusable: boolean): void };
+}
+
 /**
  * Send `request` over `stream` (already negotiated to the HTTP protocol) and resolve with the response once its
  * head arrives; the body streams in as the caller reads it. Rejects when the peer does not answer within
  * `limits.responseTimeoutMs`, when `request.signal` aborts, or when the stream fails. Only the request's path
  * and query are sent: the host part of its URL is ignored.
  */
-export async function sendRequest(stream: MessageStream, request: Request, limits: HttpLimits): Promise<Response> {
+export async function sendRequest(stream: MessageStream, request: Request, limits: HttpLimits, opts: SendOptions = {}): Promise<Response> {
+  let reported = false;
+  const report = (reusable: boolean) => {
+    if (reported) return;
+    reported = true;
+    opts.keepAlive?.done(reusable);
+  };
   const signal = request.signal;
   if (signal?.aborted) {
     stream.abort(abortError(signal));
+    report(false);
     throw abortError(signal);
   }
   const reader = new FrameReader(stream, limits.maxResponseBodyBytes + 2 * limits.maxFrameBytes + 64);
@@ -32,6 +49,7 @@ export async function sendRequest(stream: MessageStream, request: Request, limit
     reader.cancel(err);
     reader.release();
     if (stream.status === 'open') stream.abort(err);
+    report(false);
   };
 
   // Send the head and the body; the response is read at the same time (the peer may answer early, e.g. 413).
@@ -43,7 +61,8 @@ export async function sendRequest(stream: MessageStream, request: Request, limit
       maxFrameBytes: limits.maxFrameBytes,
       maxBytes: limits.maxRequestBodyBytes,
     });
-    await stream.close();
+    // Without keep-alive, closing our writable end tells the responder this was the stream's only request.
+    if (!opts.keepAlive) await stream.close();
   })().catch((e) => {
     sendError = e;
     // A body we cannot send is fatal before the answer; after it (an early 413), the answer stands.
@@ -68,9 +87,13 @@ export async function sendRequest(stream: MessageStream, request: Request, limit
     finished = true;
     signal?.removeEventListener('abort', onAbort);
     reader.release();
-    // Our writable end closes when the body is sent; nothing more to do unless sending failed.
+    // Our writable end closes when the body is sent (keep-alive: the stream is reusable once it is sent);
+    // nothing more to do unless sending failed.
     void sending.then(() => {
-      if (sendError && stream.status === 'open') stream.abort(sendError instanceof Error ? sendError : new Error(String(sendError)));
+      if (sendError) {
+        if (stream.status === 'open') stream.abort(sendError instanceof Error ? sendError : new Error(String(sendError)));
+        report(false);
+      } else report(!head.close && stream.status === 'open');
     });
   };
   const pullFrame = async (): Promise<Uint8Array | null> => {

@@ -1,7 +1,8 @@
-/** The responding side of `/matrix-p2p/http/1` (see wire.ts): one Request in, the handler's Response out. */
+/** The responding side of `/matrix-p2p/http/1` (see wire.ts): each Request in, the handler's Response out, for
+ *  as many exchanges as the requester sends on the stream (keep-alive). */
 import type { MessageStream } from '@libp2p/interface';
 import { isRemotePathAllowed, resolveRemotePath } from './policy.ts';
-import { encodeHead, FrameReader, headerPairs, parseRequestHead, sendMessage, TimeoutError, toHeaders, WireError, type HttpLimits } from './wire.ts';
+import { encodeHead, FrameReader, headerPairs, parseRequestHead, sendMessage, TimeoutError, toHeaders, WireError, type HttpLimits, type RequestHead, type ResponseHead } from './wire.ts';
 
 /** Handles one inbound request; `remoteServerName` is the authenticated peer (its key is its name). */
 export type RequestHandler = (request: Request, remoteServerName: string) => Promise<Response>;
@@ -28,30 +29,58 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
- * Serve one inbound stream. The request body is read whole (bounded by `maxRequestBodyBytes`: 413 over it)
- * before the handler runs, so the handler gets an ordinary Request it can forward anywhere (e.g. to a Service
- * Worker); the response body streams out as the handler produces it.
+ * Serve one inbound stream: its exchanges one after the other, until the requester closes its writable end
+ * (or stays silent between exchanges for `limits.keepAliveIdleMs`: then we close the stream). Each request body
+ * is read whole (bounded by `maxRequestBodyBytes`: 413 over it) before the handler runs, so the handler gets an
+ * ordinary Request it can forward anywhere (e.g. to a Service Worker); the response body streams out as the
+ * handler produces it.
  */
 export async function serveStream(stream: MessageStream, remoteServerName: string, handler: RequestHandler, opts: ServeOptions): Promise<void> {
   const { limits } = opts;
   const reader = new FrameReader(stream, limits.maxRequestBodyBytes + 2 * limits.maxFrameBytes + 64);
-  let bodyComplete = false;
   try {
-    let response: Response;
-    try {
-      response = await readAndHandle(reader, remoteServerName, handler, opts, () => (bodyComplete = true));
-    } catch (e) {
-      if (e instanceof WireError || e instanceof TimeoutError || stream.status !== 'open') {
-        // The peer broke the protocol or went away: no answer is owed.
+    for (let first = true; ; first = false) {
+      let frame: Uint8Array | null;
+      try {
+        frame = await reader.next(limits.maxHeadBytes, first ? limits.requestHeadTimeoutMs : limits.keepAliveIdleMs);
+      } catch (e) {
+        if (!first && e instanceof TimeoutError) {
+          // An idle kept-alive stream: end it cleanly (the requester sees the close and opens a fresh one).
+          await stream.close().catch(() => {});
+          return;
+        }
         stream.abort(e instanceof Error ? e : new Error(String(e)));
         return;
       }
-      throw e;
+      if (frame === null) {
+        // The requester closed its writable end between exchanges: no more requests on this stream.
+        if (stream.status === 'open') await stream.close().catch(() => {});
+        if (first) opts.log?.('a stream closed before its request');
+        return;
+      }
+      let bodyComplete = false;
+      let response: Response;
+      try {
+        response = await readAndHandle(parseHead(frame), reader, remoteServerName, handler, opts, () => (bodyComplete = true));
+      } catch (e) {
+        if (e instanceof WireError || e instanceof TimeoutError || stream.status !== 'open') {
+          // The peer broke the protocol or went away: no answer is owed.
+          stream.abort(e instanceof Error ? e : new Error(String(e)));
+          return;
+        }
+        throw e;
+      }
+      const head: ResponseHead = { status: response.status, headers: headerPairs(response.headers) };
+      if (!bodyComplete) head.close = true;
+      await sendMessage(stream, encodeHead(head), response.body, { maxFrameBytes: limits.maxFrameBytes });
+      // Answered before the request body was read (403, 413): discard what the peer is still sending, and the
+      // stream with it (it cannot carry another exchange).
+      if (!bodyComplete) {
+        await stream.close().catch(() => {}); // delivers the answer first
+        if (stream.status === 'open') stream.abort(new Error('request refused before its body was read'));
+        return;
+      }
     }
-    await sendMessage(stream, encodeHead({ status: response.status, headers: headerPairs(response.headers) }), response.body, { maxFrameBytes: limits.maxFrameBytes });
-    await stream.close();
-    // Answered before the request body was read (403, 413): discard what the peer is still sending.
-    if (!bodyComplete && stream.status === 'open') stream.abort(new Error('request refused before its body was read'));
   } catch (e) {
     opts.log?.('serving a request failed', e);
     if (stream.status === 'open') stream.abort(e instanceof Error ? e : new Error(String(e)));
@@ -60,9 +89,21 @@ export async function serveStream(stream: MessageStream, remoteServerName: strin
   }
 }
 
-async function readAndHandle(reader: FrameReader, remote: string, handler: RequestHandler, opts: ServeOptions, bodyRead: () => void): Promise<Response> {
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+function parseHead(frame: Uint8Array): RequestHead {
+  if (frame.byteLength === 0) throw new WireError('empty head');
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(frame));
+  } catch {
+    throw new WireError('head is not UTF-8 JSON');
+  }
+  return parseRequestHead(json);
+}
+
+async function readAndHandle(head: RequestHead, reader: FrameReader, remote: string, handler: RequestHandler, opts: ServeOptions, bodyRead: () => void): Promise<Response> {
   const { limits } = opts;
-  const head = parseRequestHead(await reader.head(limits.maxHeadBytes, limits.requestHeadTimeoutMs));
   const url = resolveRemotePath(head.path);
   if (!url) return matrixError(400, 'M_UNRECOGNIZED', 'Bad request path');
   if (!(opts.isPathAllowed ?? isRemotePathAllowed)(url.pathname)) {

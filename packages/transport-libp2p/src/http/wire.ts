@@ -3,18 +3,27 @@
  *
  * Every message on the stream is a frame: an unsigned LEB128 varint length, then that many bytes.
  *
- *   requester → responder:  HEAD  BODY*  END     then closes its writable end
- *   responder → requester:  HEAD  BODY*  END     then closes its writable end
+ *   requester → responder:  HEAD  BODY*  END   [ HEAD  BODY*  END ... ]   then closes its writable end
+ *   responder → requester:  HEAD  BODY*  END   [ HEAD  BODY*  END ... ]   then closes its writable end
  *
  *   HEAD  a JSON object in UTF-8: request  {"method": "PUT", "path": "/_matrix/...?query", "headers": [[name, value], ...]}
- *                                 response {"status": 200, "headers": [[name, value], ...]}
+ *                                 response {"status": 200, "headers": [[name, value], ...]}  (+ "close": true when
+ *                                          the responder ends the stream after this answer)
  *   BODY  1 to `maxFrameBytes` bytes of the body
  *   END   an empty frame: the body is complete
  *
  * A stream that closes before END, or is reset, is a failed exchange (the requester's promise rejects, or
  * its response body errors). The responder may answer before reading the whole request body (413): the
- * requester reads the response while it is still sending. One stream carries one exchange; many streams run
- * side by side on one connection.
+ * requester reads the response while it is still sending (and such a stream is then aborted).
+ *
+ * Keep-alive: one stream carries one exchange at a time, and may carry another once the previous one is complete
+ * (the requester has sent END and read the response's END): the requester sends the next HEAD on the same stream
+ * instead of opening a new one (a new stream costs a data channel and a protocol negotiation). The requester
+ * closes its writable end when it has nothing more to send; the responder then closes its own. A responder
+ * closes a stream that stays idle between exchanges for `keepAliveIdleMs`; a requester must not reuse a
+ * stream whose remote end is closed, and may retry a request on a fresh stream when a reused stream closes
+ * before the response HEAD (Matrix federation requests are idempotent: transactions have ids). Many streams
+ * run side by side on one connection.
  *
  * No dependency on libp2p here beyond the `MessageStream` shape, so this runs over anything stream-like.
  */
@@ -39,6 +48,8 @@ export interface HttpLimits {
   idleTimeoutMs: number;
   /** Longest time a responder's handler may take before the transport answers 504, ms. */
   handlerTimeoutMs: number;
+  /** A responder closes a stream idle this long between two exchanges, ms (requesters stop reusing theirs sooner). */
+  keepAliveIdleMs: number;
 }
 
 export const DEFAULT_LIMITS: HttpLimits = {
@@ -50,6 +61,7 @@ export const DEFAULT_LIMITS: HttpLimits = {
   requestHeadTimeoutMs: 10_000,
   idleTimeoutMs: 30_000,
   handlerTimeoutMs: 120_000,
+  keepAliveIdleMs: 60_000,
 };
 
 export interface RequestHead {
@@ -61,6 +73,8 @@ export interface RequestHead {
 export interface ResponseHead {
   status: number;
   headers: [string, string][];
+  /** The responder ends the stream after this answer: it cannot carry another exchange (keep-alive). */
+  close?: boolean;
 }
 
 export class WireError extends Error {
@@ -124,6 +138,7 @@ export class FrameReader {
   private buffered = 0;
   private ended = false;
   private error: Error | undefined;
+  private cancelled = false;
   private wake: (() => void) | undefined;
   private readonly detach: () => void;
 
@@ -181,6 +196,7 @@ export class FrameReader {
 
   /** Fail pending and future reads with `err` (the caller gave up on the stream). */
   cancel(err: Error): void {
+    this.cancelled = true;
     this.fail(err);
   }
 
@@ -252,12 +268,15 @@ export class FrameReader {
   async next(maxLength: number, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array | null> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.error) throw this.error;
+      if (this.cancelled) throw this.error!;
+      // Frames that arrived before a reset are still delivered (a responder may answer, then reset the stream
+      // to refuse the rest of a request body).
       const parsed = this.parseLength(maxLength);
       if (parsed && this.buffered >= parsed[0] + parsed[1]) {
         this.take(parsed[0]);
         return this.take(parsed[1]);
       }
+      if (this.error) throw this.error;
       if (this.ended) {
         if (this.buffered === 0) return null;
         throw new WireError('stream closed in the middle of a frame');
@@ -422,7 +441,8 @@ export function parseResponseHead(x: unknown): ResponseHead {
   if (!h || typeof h !== 'object') throw new WireError('response head: not an object');
   if (typeof h.status !== 'number' || !Number.isInteger(h.status) || h.status < 200 || h.status > 599) throw new WireError('response head: bad status');
   if (!isHeaderList(h.headers)) throw new WireError('response head: bad headers');
-  return { status: h.status, headers: h.headers };
+  if (h.close !== undefined && typeof h.close !== 'boolean') throw new WireError('response head: bad close');
+  return h.close ? { status: h.status, headers: h.headers, close: true } : { status: h.status, headers: h.headers };
 }
 
 /** Headers from a HEAD, dropping any the platform refuses instead of failing the exchange. */
