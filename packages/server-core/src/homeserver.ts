@@ -23,6 +23,7 @@ import { ENDPOINTS } from './endpoints.ts';
 import { FederationService } from './federation/service.ts';
 import { Ingester } from './federation/ingest.ts';
 import { deviceListOutbox } from './federation/edus-out.ts';
+import { PeerDirectory, type PeerDirectoryOptions } from './services/peer-directory.ts';
 import type { FederationTransport, RemoteContext } from './federation/transport.ts';
 
 export interface HomeserverOptions {
@@ -38,6 +39,8 @@ export interface HomeserverOptions {
   maxUploadBytes?: number;
   /** How this node reaches other servers; without one, the node does not federate. */
   transport?: FederationTransport;
+  /** Timings of the directory of every active node (services/peer-directory.ts). */
+  peerDirectory?: PeerDirectoryOptions;
 }
 
 /** A server name is the lowercase hex of its ed25519 public key (docs/ARCHITECTURE.md, Identity). */
@@ -56,6 +59,7 @@ export class Homeserver {
   readonly router: Router;
   readonly federation: FederationService;
   readonly ingest: Ingester;
+  readonly peerDirectory: PeerDirectory;
   readonly clock: () => number;
   readonly log: (e: unknown) => void;
   readonly openRegistration: boolean;
@@ -78,6 +82,7 @@ export class Homeserver {
     this.sync = new SyncService(this);
     this.federation = new FederationService(this, opts.transport);
     this.ingest = new Ingester(this);
+    this.peerDirectory = new PeerDirectory(this, opts.peerDirectory);
     this.notifier.notify(store.stream);
     this.router = createApiRouter(this, endpoints, this.log);
   }
@@ -90,10 +95,11 @@ export class Homeserver {
     return this.router.handle(request, remote);
   }
 
-  /** Start background work that must resume after a restart (outbound federation queues). */
+  /** Start background work that must resume after a restart (outbound federation queues, directory announcements). */
   async start(): Promise<void> {
     await this.federation.start();
     deviceListOutbox(this).start();
+    this.peerDirectory.start();
   }
 
   /** A user id on this server. */
@@ -106,6 +112,7 @@ export class Homeserver {
 
   async stop(): Promise<void> {
     this.federation.stop();
+    this.peerDirectory.stop();
     deviceListOutbox(this).stop();
     this.typing.stop();
     this.notifier.wakeAll();

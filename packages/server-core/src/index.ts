@@ -4,6 +4,7 @@ export { createHomeserver, createMemoryHomeserver, createNetworkedMemoryHomeserv
 export { InProcessNetwork } from './federation/in-process.ts';
 export type { FederationTransport, RemoteContext } from './federation/transport.ts';
 export { FederationError } from './federation/service.ts';
+export { PEER_DIRECTORY_PATH, PeerDirectory, type PeerDirectoryOptions, type PeerDirectoryStats, type DirectoryEntry } from './services/peer-directory.ts';
 export * from './store/index.ts';
 export { CachingEngine, MIRRORED_STORES, CACHED_STORES, MIRROR_LIMITS, type CachingEngineOptions, type CachingEngineStats } from './store/caching-engine.ts';
 export { MatrixError } from './api/errors.ts';

@@ -7,9 +7,9 @@ import { endpoint, type AnyEndpoint } from '../api/endpoint.ts';
 import { forbidden, invalidParam, notFound } from '../api/errors.ts';
 import type { Homeserver } from '../homeserver.ts';
 import type { JsonObject } from '../kernel/types.ts';
-import { checkAliasSyntax, createAlias, deleteAlias, localPublicRooms, setRoomVisibility, type PublicRoomsQuery } from '../services/directory.ts';
+import { aggregatedPublicRooms, checkAliasSyntax, createAlias, deleteAlias, localPublicRooms, resolveRemoteAlias, setRoomVisibility, type PublicRoomsQuery } from '../services/directory.ts';
 import { isRoomId, serverOf } from '../util/ids.ts';
-import { lookupRemoteAlias, queryRemotePublicRooms, type RemotePublicRoomsQuery } from '../federation/queries.ts';
+import { queryRemotePublicRooms, type RemotePublicRoomsQuery } from '../federation/queries.ts';
 import { PublicRoomsBody, QueryInt } from './schemas.ts';
 
 const CS = 'https://spec.matrix.org/latest/client-server-api';
@@ -28,7 +28,11 @@ function requireRoomId(roomId: string): void {
 /** A server name as a client may give it (`server=`): hostname[:port] or an IP literal. */
 const SERVER_NAME = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,255})(?::\d{1,5})?$/;
 
-/** The local directory, or another server's over federation (`GET` / `POST /_matrix/federation/v1/publicRooms`). */
+/**
+ * Our directory, or another server's over federation (`GET` / `POST /_matrix/federation/v1/publicRooms`).
+ * Ours is the aggregated directory of every active node when we federate (issue #7: rooms are found
+ * through the peers), else the local one.
+ */
 async function publicRooms(hs: Homeserver, server: string | undefined, q: PublicRoomsQuery, thirdPartyInstance?: string, remote: RemotePublicRoomsQuery = {}) {
   if (server !== undefined && server !== '' && server !== hs.serverName) {
     if (!SERVER_NAME.test(server)) throw invalidParam('Invalid server name');
@@ -37,7 +41,7 @@ async function publicRooms(hs: Homeserver, server: string | undefined, q: Public
   }
   // No application services, hence no third-party networks: a given instance lists nothing.
   if (thirdPartyInstance !== undefined) return { chunk: [], total_room_count_estimate: 0 };
-  return localPublicRooms(hs, q);
+  return hs.federation.enabled ? aggregatedPublicRooms(hs, q) : localPublicRooms(hs, q);
 }
 
 const PublicRoomsGetQuery = v.object({
@@ -63,7 +67,8 @@ export const directoryEndpoints: AnyEndpoint[] = [
       checkAliasSyntax(alias);
       if (serverOf(alias) !== hs.serverName) {
         if (!hs.federation.enabled) throw notFound(`Room alias ${alias} not found (federation is not enabled on this node).`);
-        return lookupRemoteAlias(hs, alias);
+        // Its server when reachable, else the nodes' aggregated directory.
+        return resolveRemoteAlias(hs, alias);
       }
       const rec = await hs.store.rooms.alias(alias);
       if (!rec) throw notFound(`Room alias ${alias} not found.`);

@@ -14,6 +14,7 @@ import { edusFederationEndpoints } from './endpoints-edus.ts';
 import { historyFederationEndpoints } from './endpoints-history.ts';
 import { membershipFederationEndpoints } from './endpoints-membership.ts';
 import { queriesFederationEndpoints } from './endpoints-queries.ts';
+import { directoryFederationEndpoints } from './endpoints-directory.ts';
 
 const SS = 'https://spec.matrix.org/latest/server-server-api';
 const F = '/_matrix/federation';
@@ -80,4 +81,5 @@ export const FEDERATION_ENDPOINTS: AnyEndpoint[] = [
   ...historyFederationEndpoints,
   ...queriesFederationEndpoints,
   ...edusFederationEndpoints,
+  ...directoryFederationEndpoints,
 ];

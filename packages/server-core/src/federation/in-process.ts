@@ -2,6 +2,9 @@
  * An in-process network of homeservers (tests, benchmarks, demos): each node's transport delivers
  * requests straight to the destination's `handle`, with the connection authenticated as the sender
  * (as libp2p does). Links can be cut and nodes taken offline to test partitions and catch-up.
+ *
+ * `broadcast` delivers a message to every other online node, asynchronously (as gossipsub would).
+ * Cut links do not stop it: gossip is relayed by the mesh, so a node is out of it only when offline.
  */
 import type { Homeserver } from '../homeserver.ts';
 import type { FederationTransport } from './transport.ts';
@@ -11,8 +14,11 @@ export class InProcessNetwork {
   private offline = new Set<string>();
   private cut = new Set<string>();
   private listeners: { owner: () => string; listener: (name: string) => void }[] = [];
+  private broadcastListeners: { owner: () => string; listener: (message: Uint8Array) => void }[] = [];
   /** Requests delivered (by path prefix), for tests that count traffic. */
   delivered = 0;
+  /** Broadcast messages delivered (one per receiving node), for tests that count traffic. */
+  broadcastsDelivered = 0;
 
   /** A transport for the node that will be called `name` (names are known once the node exists: use `attach`). */
   transportFor(getName: () => string): FederationTransport {
@@ -34,6 +40,27 @@ export class InProcessNetwork {
       },
       onPeerReachable: (listener) => {
         this.listeners.push({ owner: getName, listener });
+      },
+      broadcast: async (message) => {
+        const from = getName();
+        if (this.offline.has(from) || (from && this.nodes.get(from)?.federation.stopped)) return;
+        const copy = message.slice();
+        // Delivered after the caller continues, as a network would.
+        await Promise.resolve();
+        for (const l of [...this.broadcastListeners]) {
+          const to = l.owner();
+          const node = this.nodes.get(to);
+          if (to === from || !node || node.federation.stopped || this.offline.has(to)) continue;
+          this.broadcastsDelivered++;
+          try {
+            l.listener(copy.slice());
+          } catch {
+            // A listener's failure is the receiver's business.
+          }
+        }
+      },
+      onBroadcast: (listener) => {
+        this.broadcastListeners.push({ owner: getName, listener });
       },
     };
   }

@@ -446,6 +446,8 @@ export class Ingester {
     const pos = await b.commit();
     this.rememberStateAfter(eventId, afterGroup);
     hs.notifier.notify(pos);
+    // A remote kick, ban or join of one of our users: the peer directory may (un)publish the room.
+    if (pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && hs.isLocal(pdu.state_key)) hs.peerDirectory.membershipChanged(room.roomId);
   }
 
   /** Apply a received redaction when its sender may (rooms/v3 "Handling redactions"). */

@@ -190,6 +190,7 @@ export async function joinRemote(hs: Homeserver, userId: string, roomId: string,
       const sj = await hs.federation.request<{ state?: unknown[]; auth_chain?: unknown[]; event?: unknown }>(server, 'PUT',
         `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(eventId)}`, signed as unknown as JsonObject, { timeoutMs: 120_000 });
       await persistJoin(hs, roomId, rules, eventId, (sj.event as PDU | undefined) ?? signed, sj.state ?? [], sj.auth_chain ?? []);
+      hs.peerDirectory.membershipChanged(roomId);
       return roomId;
     } catch (e) {
       lastError = e;

@@ -10,6 +10,15 @@ export interface FederationTransport {
   fetch(destination: string, request: Request): Promise<Response>;
   /** Register a callback for peers that become reachable (so queued traffic flushes at once). */
   onPeerReachable?(listener: (serverName: string) => void): void;
+  /**
+   * Publish `message` to every node (in browsers: the gossipsub directory topic). Best effort: it
+   * resolves once handed to the network, whether or not anyone receives it. Messages are relayed, so
+   * receivers learn no trustworthy sender: what needs authenticating must be signed (directory
+   * announcements are, by their origin).
+   */
+  broadcast?(message: Uint8Array): Promise<void>;
+  /** Register a callback for messages other nodes `broadcast` (never our own). */
+  onBroadcast?(listener: (message: Uint8Array) => void): void;
 }
 
 /** What a transport knows about an inbound request. */

@@ -9,4 +9,5 @@ export * from './redaction.ts';
 export * from './events.ts';
 export * from './auth/index.ts';
 export * from './state-res/index.ts';
+export * from './directory-announcement.ts';
 export { runKernelCommand, KERNEL_COMMANDS, type CommandResult } from './commands.ts';

@@ -9,7 +9,8 @@ import { roomVersion } from '../kernel/room-versions.ts';
 import type { JsonObject, PDU } from '../kernel/types.ts';
 import type { Homeserver } from '../homeserver.ts';
 import type { AliasRecord } from '../store/rooms.ts';
-import { isRoomAlias, serverOf } from '../util/ids.ts';
+import { isRoomAlias, randomId, serverOf } from '../util/ids.ts';
+import { lookupRemoteAlias } from '../federation/queries.ts';
 
 /** One entry of a `/publicRooms` response (spec: PublishedRoomsChunk). */
 export interface PublicRoomsChunk {
@@ -116,30 +117,42 @@ function parseSince(since: string | undefined): { dir: 'f' | 'b'; offset: number
  * members and a join rule (or history visibility) that lets outsiders in, largest first.
  */
 export async function localPublicRooms(hs: Homeserver, q: PublicRoomsQuery = {}): Promise<PublicRoomsResponse> {
-  const { dir, offset } = parseSince(q.since);
+  const since = parseSince(q.since);
   const published = await hs.store.rooms.publishedRooms();
-  let entries = (await publicRoomsChunk(hs, published.map((r) => r.roomId))).filter(
-    (e) => e.num_joined_members > 0 && (LISTED_JOIN_RULES.has(e.join_rule ?? 'public') || e.world_readable),
-  );
+  const entries = (await publicRoomsChunk(hs, published.map((r) => r.roomId))).filter(isListable);
+  const kept = await filterEntries(entries, q, (e) => altAliasesOf(hs, e.room_id));
+  return paginate(kept, q.limit, since);
+}
+
+/** Whether a directory entry is shown: joined members and a join rule (or history visibility) that lets outsiders in. */
+function isListable(e: PublicRoomsChunk): boolean {
+  return e.num_joined_members > 0 && (LISTED_JOIN_RULES.has(e.join_rule ?? 'public') || e.world_readable);
+}
+
+async function altAliasesOf(hs: Homeserver, roomId: string): Promise<string[]> {
+  const ca = (await hs.store.rooms.stateEvent(roomId, 'm.room.canonical_alias', ''))?.pdu.content as JsonObject | undefined;
+  return Array.isArray(ca?.alt_aliases) ? ca.alt_aliases.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/** The entries of a room type and matching the search term (over their fields and `extra` aliases), largest first. */
+async function filterEntries<E extends PublicRoomsChunk>(entries: E[], q: PublicRoomsQuery, extra: (e: E) => Promise<string[]> | string[]): Promise<E[]> {
   if (q.roomTypes) {
     const types = q.roomTypes;
     entries = entries.filter((e) => types.includes(e.room_type ?? null));
   }
   if (q.searchTerm) {
     const term = q.searchTerm;
-    const kept: PublicRoomsChunk[] = [];
-    for (const e of entries) {
-      let alt: string[] = [];
-      const ca = (await hs.store.rooms.stateEvent(e.room_id, 'm.room.canonical_alias', ''))?.pdu.content as JsonObject | undefined;
-      if (Array.isArray(ca?.alt_aliases)) alt = ca.alt_aliases.filter((x): x is string => typeof x === 'string');
-      if (matches(e, alt, term)) kept.push(e);
-    }
+    const kept: E[] = [];
+    for (const e of entries) if (matches(e, await extra(e), term)) kept.push(e);
     entries = kept;
   }
-  entries.sort((a, b) => b.num_joined_members - a.num_joined_members || (a.room_id < b.room_id ? -1 : a.room_id > b.room_id ? 1 : 0));
+  return entries.sort((a, b) => b.num_joined_members - a.num_joined_members || (a.room_id < b.room_id ? -1 : a.room_id > b.room_id ? 1 : 0));
+}
 
+/** One page of sorted entries, with `next_batch` / `prev_batch` offset tokens (see `parseSince`). */
+function paginate<E extends PublicRoomsChunk>(entries: E[], limitParam: number | undefined, { dir, offset }: { dir: 'f' | 'b'; offset: number }): PublicRoomsResponse & { chunk: E[] } {
   const total = entries.length;
-  const limit = q.limit && q.limit > 0 ? q.limit : undefined;
+  const limit = limitParam && limitParam > 0 ? limitParam : undefined;
   let start: number;
   let end: number;
   if (limit === undefined) {
@@ -152,10 +165,51 @@ export async function localPublicRooms(hs: Homeserver, q: PublicRoomsQuery = {})
     end = Math.min(offset, total);
     start = Math.max(0, end - limit);
   }
-  const res: PublicRoomsResponse = { chunk: entries.slice(start, end), total_room_count_estimate: total };
+  const res: PublicRoomsResponse & { chunk: E[] } = { chunk: entries.slice(start, end), total_room_count_estimate: total };
   if (end < total) res.next_batch = `f${end}`;
   if (start > 0) res.prev_batch = `b${start}`;
   return res;
+}
+
+/** A room of the aggregated directory as a client sees it: the spec fields, plus the aliases and the nodes to join through. */
+export type AggregatedPublicRoomsChunk = PublicRoomsChunk & { 'org.matrix_p2p.aliases': string[]; 'org.matrix_p2p.servers': string[] };
+
+/**
+ * The directory of every active node (issue #7): our published rooms and those other nodes announce
+ * (services/peer-directory.ts), one entry per room. For a room we publish, our own view of its state
+ * wins; for the others, the most recent announcement's. Filtered, ordered and paginated as the local
+ * directory (spec: client-server API, "Published room directory": the server chooses the order;
+ * largest first, as before v1.19).
+ */
+export async function aggregatedPublicRooms(hs: Homeserver, q: PublicRoomsQuery = {}): Promise<PublicRoomsResponse> {
+  const since = parseSince(q.since);
+  const remote = hs.peerDirectory.remoteEntries();
+  const published = await hs.store.rooms.publishedRooms();
+  const merged = new Map<string, AggregatedPublicRoomsChunk>();
+  const localAlt = new Map<string, string[]>();
+  for (const e of (await publicRoomsChunk(hs, published.map((r) => r.roomId))).filter(isListable)) {
+    const [aliases, members, alt] = await Promise.all([
+      hs.store.rooms.aliasesOfRoom(e.room_id), hs.store.rooms.membersOfRoom(e.room_id, 'join'), altAliasesOf(hs, e.room_id),
+    ]);
+    const r = remote.get(e.room_id);
+    const servers = members.some((m) => hs.isLocal(m.userId)) ? [hs.serverName] : [];
+    const entry: AggregatedPublicRoomsChunk = {
+      ...e,
+      num_joined_members: Math.max(e.num_joined_members, r?.num_joined_members ?? 0),
+      'org.matrix_p2p.aliases': [...new Set([...aliases.map((a) => a.alias).sort(), ...(r?.aliases ?? [])])],
+      'org.matrix_p2p.servers': [...new Set([...servers, ...(r?.servers ?? [])])],
+    };
+    merged.set(e.room_id, entry);
+    localAlt.set(e.room_id, alt);
+  }
+  for (const r of remote.values()) {
+    if (merged.has(r.room_id)) continue;
+    const { aliases, servers, ...chunk } = r;
+    const entry: AggregatedPublicRoomsChunk = { ...chunk, 'org.matrix_p2p.aliases': aliases, 'org.matrix_p2p.servers': servers };
+    if (isListable(entry)) merged.set(r.room_id, entry);
+  }
+  const kept = await filterEntries([...merged.values()], q, (e) => [...e['org.matrix_p2p.aliases'], ...(localAlt.get(e.room_id) ?? [])]);
+  return paginate(kept, q.limit, since);
 }
 
 /** A room alias: `#localpart:server`, at most 255 characters, no whitespace or control characters (400 M_INVALID_PARAM otherwise). */
@@ -205,6 +259,7 @@ export async function createAlias(hs: Homeserver, userId: string, alias: string,
     b.put('aliases', rec);
     await b.commit();
   });
+  hs.peerDirectory.localDirectoryChanged();
 }
 
 /**
@@ -224,6 +279,7 @@ export async function deleteAlias(hs: Homeserver, userId: string, alias: string)
     b.delete('aliases', alias);
     await b.commit();
   });
+  hs.peerDirectory.localDirectoryChanged();
   await dropFromCanonicalAlias(hs, userId, rec.roomId, alias).catch(() => undefined);
 }
 
@@ -260,4 +316,138 @@ export async function setRoomVisibility(hs: Homeserver, userId: string, roomId: 
     b.put('rooms', next);
     await b.commit();
   });
+  hs.peerDirectory.localDirectoryChanged();
+}
+
+// --- aliases through the peers (issue #7) --------------------------------------------------------------
+
+/**
+ * Resolve another server's alias: ask that server (`GET /query/directory`); when it cannot be reached
+ * (502), answer from the aggregated directory of the nodes (services/peer-directory.ts) if a room
+ * there carries the alias. A 404 from the alias's server is final: it is the authority on its aliases.
+ */
+export async function resolveRemoteAlias(hs: Homeserver, alias: string): Promise<{ room_id: string; servers: string[] }> {
+  try {
+    return await lookupRemoteAlias(hs, alias);
+  } catch (e) {
+    if (e instanceof MatrixError && e.status === 502) {
+      const found = hs.peerDirectory.resolveAlias(alias);
+      if (found) return found;
+    }
+    throw e;
+  }
+}
+
+// --- auto-publishing (issue #7) -------------------------------------------------------------------------
+
+/** What auto-publishing did for a room, so it can be undone (kept in `meta`, one record per room). */
+interface AutoPublished {
+  /** The alias we created. */
+  alias?: string;
+  /** Whether we set the room's directory visibility to public. */
+  listed?: boolean;
+}
+const autoKey = (roomId: string) => `directory_auto:${roomId}`;
+
+export interface ReconcileResult {
+  /** An alias or the listing was added or removed. */
+  changed: boolean;
+  /** Our users are in the public room but nobody lists it yet: try again when a node does. */
+  waiting: boolean;
+  /** The room is in our published directory and we are in it. */
+  listed: boolean;
+}
+
+/**
+ * Auto-publishing of a room after a local membership change (issue #7). While a local user is joined
+ * to a room whose join rule is `public` and that is listed (in our directory, or by another node),
+ * the room has a local alias `#<name>:<us>` and is in our published directory, so it can be found and
+ * joined through us. When our last user leaves, what was added here is removed (a listing or alias a
+ * user made stays). The spec leaves directory policy to servers (client-server API, "Published room
+ * directory": servers MAY apply additional filters; aliases: "Room aliases").
+ */
+export async function reconcileAutoPublish(hs: Homeserver, roomId: string, listedByPeers: (roomId: string) => boolean): Promise<ReconcileResult> {
+  const none: ReconcileResult = { changed: false, waiting: false, listed: false };
+  const room = await hs.store.rooms.room(roomId);
+  if (!room) return none;
+  const locals = (await hs.store.rooms.membersOfRoom(roomId, 'join')).filter((m) => hs.isLocal(m.userId));
+  if (!locals.length) {
+    const auto = await hs.store.getMeta<AutoPublished>(autoKey(roomId));
+    if (!auto) return none;
+    await hs.writeLock.run(async () => {
+      const b = hs.store.batch();
+      if (auto.alias && (await hs.store.rooms.alias(auto.alias))?.roomId === roomId) b.delete('aliases', auto.alias);
+      const cur = await hs.store.rooms.room(roomId);
+      if (auto.listed && cur?.published === 1) {
+        const next = { ...cur };
+        delete next.published;
+        b.put('rooms', next);
+      }
+      b.delete('meta', autoKey(roomId));
+      await b.commit();
+    });
+    return { ...none, changed: true };
+  }
+  const jr = (await hs.store.rooms.stateEvent(roomId, 'm.room.join_rules', ''))?.pdu.content as JsonObject | undefined;
+  if (jr?.join_rule !== 'public') return none;
+  if (room.published !== 1 && !listedByPeers(roomId)) return { ...none, waiting: true };
+  const hasLocalAlias = async () => (await hs.store.rooms.aliasesOfRoom(roomId)).some((a) => hs.isLocal(a.alias));
+  if (room.published === 1 && (await hasLocalAlias())) return { ...none, listed: true };
+  const base = await autoAliasName(hs, roomId);
+  const changed = await hs.writeLock.run(async () => {
+    // Re-read under the lock: the room record also carries extremities that room writes update.
+    const cur = await hs.store.rooms.room(roomId);
+    if (!cur) return false;
+    const auto: AutoPublished = { ...((await hs.store.getMeta<AutoPublished>(autoKey(roomId))) ?? {}) };
+    const b = hs.store.batch();
+    if (!(await hasLocalAlias())) {
+      const alias = await uniqueAlias(hs, base, roomId);
+      b.put('aliases', { alias, roomId, creator: locals[0].userId, servers: [hs.serverName] } satisfies AliasRecord);
+      auto.alias = alias;
+    }
+    if (cur.published !== 1) {
+      b.put('rooms', { ...cur, published: 1 });
+      auto.listed = true;
+    }
+    if (!b.ops.length) return false;
+    b.put('meta', { key: autoKey(roomId), value: auto });
+    await b.commit();
+    return true;
+  });
+  return { changed, waiting: false, listed: true };
+}
+
+/** A slug for an alias localpart: lower case letters, digits and `.`, `_`, `=`, `-`. */
+function slug(s: string): string {
+  return s
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9._=-]+/g, '-')
+    .replace(/^[-.]+|[-.]+$/g, '')
+    .slice(0, 64)
+    .replace(/[-.]+$/g, '');
+}
+
+/** The localpart of a room's auto alias: its canonical alias's, else a slug of its name, else from its id. */
+export async function autoAliasName(hs: Homeserver, roomId: string): Promise<string> {
+  const content = async (type: string) => (await hs.store.rooms.stateEvent(roomId, type, ''))?.pdu.content as JsonObject | undefined;
+  const canonical = str((await content('m.room.canonical_alias'))?.alias);
+  if (canonical && isRoomAlias(canonical)) {
+    const local = canonical.slice(1, canonical.indexOf(':'));
+    if (local.length <= 100 && !/[\s\x00-\x1f\x7f]/.test(local)) return local;
+  }
+  const name = slug(str((await content('m.room.name'))?.name) ?? '');
+  if (name) return name;
+  return `room-${slug(roomId.slice(1).split(':')[0]).slice(0, 12) || 'x'}`;
+}
+
+/** `#base:us`, or `#base-2:us`, `#base-3:us`... : the first not taken by another room. */
+async function uniqueAlias(hs: Homeserver, base: string, roomId: string): Promise<string> {
+  for (let n = 1; n < 1000; n++) {
+    const alias = `#${n === 1 ? base : `${base}-${n}`}:${hs.serverName}`;
+    const rec = await hs.store.rooms.alias(alias);
+    if (!rec || rec.roomId === roomId) return alias;
+  }
+  return `#${base}-${randomId(6).toLowerCase().replace(/[^a-z0-9]/g, 'x')}:${hs.serverName}`;
 }

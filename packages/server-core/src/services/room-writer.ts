@@ -232,6 +232,8 @@ export class RoomWriter {
     const pos = await this.batch.commit();
     this.hs.notifier.notify(pos);
     for (const d of destinations) this.hs.federation.kick(d);
+    // Local membership changes (re)publish rooms in the background (peer directory, issue #7).
+    for (const e of this.appended) if (e.type === 'm.room.member' && e.stateKey !== undefined && this.hs.isLocal(e.stateKey)) this.hs.peerDirectory.membershipChanged(e.roomId);
     return this.appended;
   }
 }

@@ -14,7 +14,7 @@ import { strippedState } from './client-events.ts';
 import { MAX_EVENT_BYTES, RoomWriter, type EventDraft } from './room-writer.ts';
 import { broadcast, joinRemote } from '../federation/join.ts';
 import { leaveRemote, knockRemote, sendInviteToRemote } from '../federation/membership.ts';
-import { queryRemoteAlias } from '../federation/queries.ts';
+import { resolveRemoteAlias } from './directory.ts';
 import { serverOf } from '../util/ids.ts';
 
 /** Room versions this node creates rooms in (capabilities `m.room_versions`). */
@@ -265,7 +265,8 @@ export class RoomService {
     if (!(await this.isResident(roomId))) {
       const invite = await this.store.rooms.membership(roomId, userId);
       const inviter = invite && (invite.membership === 'invite' || invite.membership === 'knock') ? (await this.store.rooms.event(invite.eventId))?.sender : undefined;
-      const candidates = [...via, ...servers, ...(inviter ? [serverOf(inviter)] : []), ...(roomId.includes(':') ? [serverOf(roomId)] : [])];
+      // The nodes listing the room in the peer directory are live and in it: before the room id's server, which may be gone.
+      const candidates = [...via, ...servers, ...(inviter ? [serverOf(inviter)] : []), ...this.hs.peerDirectory.serversFor(roomId), ...(roomId.includes(':') ? [serverOf(roomId)] : [])];
       const content: JsonObject = { ...(await this.profileContent(userId)) };
       if (reason) content.reason = reason;
       return joinRemote(this.hs, userId, roomId, candidates, content);
@@ -349,7 +350,8 @@ export class RoomService {
       const local = await this.store.rooms.alias(idOrAlias);
       if (local) return { roomId: local.roomId, servers: local.servers ?? [] };
       if (!this.hs.isLocal(idOrAlias) && this.hs.federation.enabled) {
-        const r = await queryRemoteAlias(this.hs, idOrAlias);
+        // The alias's server, else (unreachable) the peer directory.
+        const r = await resolveRemoteAlias(this.hs, idOrAlias).catch(() => undefined);
         if (r) return { roomId: r.room_id, servers: r.servers };
       }
       throw notFound(`Room alias ${idOrAlias} not found`);

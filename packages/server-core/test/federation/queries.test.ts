@@ -113,8 +113,9 @@ describe("another server's public rooms", () => {
     const f = await bob.post(`${V3}/publicRooms?server=${a.serverName}`, { filter: { generic_search_term: 'plan' } });
     expect(f.status, JSON.stringify(f.body)).toBe(200);
     expect(f.body.chunk).toEqual([expect.objectContaining({ room_id: r1, name: 'Gardening', topic: 'plants', num_joined_members: 1, join_rule: 'public' })]);
-    // The local directory is unchanged by this; a bad server name is refused.
-    expect((await bob.get(`${V3}/publicRooms`)).body.chunk).toEqual([]);
+    // B's own directory is the aggregated one of every node (issue #7): A's rooms, through A. A bad server name is refused.
+    const mine = await waitFor("B's directory lists A's rooms", async () => ((await bob.get(`${V3}/publicRooms`)).body.chunk as any[]).length === 2 && (await bob.get(`${V3}/publicRooms`)).body);
+    expect(mine.chunk.map((e: any) => [e.room_id, e['org.matrix_p2p.servers']]).sort()).toEqual([[r1, [a.serverName]], [r2, [a.serverName]]].sort());
     expect((await bob.get(`${V3}/publicRooms?server=${enc('bad server/x')}`)).status).toBe(400);
     expect(errors).toEqual([]);
   });
