@@ -5,7 +5,7 @@
  * who is online, and relays bytes it cannot read (noise end to end) until WebRTC is up.
  */
 import { installShims } from '@matrix-p2p/transport-libp2p/shims';
-import { DEFAULT_RENDEZVOUS_PORT, DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, type RendezvousInfo } from '@matrix-p2p/transport-libp2p/constants';
+import { DEFAULT_RENDEZVOUS_PORT, DIRECTORY_TOPIC, DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, type RendezvousInfo } from '@matrix-p2p/transport-libp2p/constants';
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
 import { gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
@@ -101,6 +101,8 @@ export async function startRendezvous(opts: RendezvousOptions = {}): Promise<Ren
       discovery: pubsubPeerDiscovery({ topics: [opts.topic ?? DISCOVERY_TOPIC], listenOnly: true }),
     },
   });
+  // Carry the room-directory gossip too (the nodes check the announcements; the rendezvous only forwards them).
+  (node.services.pubsub as { subscribe(topic: string): void }).subscribe(DIRECTORY_TOPIC);
   const peerId = node.peerId.toString();
   const multiaddrs = () => node.getMultiaddrs().map((m) => m.toString());
   const info = (): RendezvousInfo => ({ peerId, multiaddrs: multiaddrs() });

@@ -8,6 +8,7 @@
  *                                                outbound `fetch`, `peers`, and peer-reachable callbacks)
  *   page → worker  `matrix-p2p/inbound`          each request a peer sends, posted to the registration's
  *                                                active worker (a message wakes a stopped worker)
+ *   page → worker  `matrix-p2p/broadcast`        each room-directory announcement heard on the gossip topic
  *   worker → page  `matrix-p2p/need-host`        a restarted worker lost the port: attach again
  */
 import type { P2PNode, PeerStatus } from '@matrix-p2p/transport-libp2p';
@@ -126,6 +127,11 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
       const hs = /(?:^|,)\s*hs;dur=([\d.]+)/.exec(response.headers.get('server-timing') ?? '');
       if (hs) keep(timings.inboundHs, Number(hs[1]));
       return response;
+    });
+    // Room-directory gossip: to the worker (posted, so a stopped worker wakes for it).
+    n.on('broadcast', ({ message }) => {
+      const copy = message.slice().buffer as ArrayBuffer;
+      void ask(registration, { type: 'matrix-p2p/broadcast', message: copy }, [copy]).catch(() => {});
     });
     n.on('peer', () => onChange());
     n.on('peer-updated', () => onChange());

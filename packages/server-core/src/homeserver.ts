@@ -13,7 +13,7 @@ import { MIGRATIONS } from './store/schema.ts';
 import { Store } from './store/store.ts';
 import type { StorageEngine } from './store/engine.ts';
 import { Mutex, Notifier } from './util/async.ts';
-import { createApiRouter, type Router } from './api/router.ts';
+import { createApiRouter, jsonResponse, type Router } from './api/router.ts';
 import type { AnyEndpoint } from './api/endpoint.ts';
 import { AuthService } from './services/auth.ts';
 import { RoomService } from './services/rooms.ts';
@@ -92,8 +92,11 @@ export class Homeserver {
    * a transport (only federation, key and media endpoints answer those).
    */
   handle(request: Request, remote?: RemoteContext): Promise<Response> {
+    // A stopped homeserver (its store closed) answers like a server that is going away, not with a 500.
+    if (this.isStopped) return Promise.resolve(jsonResponse(503, { errcode: 'M_UNKNOWN', error: 'This homeserver has stopped' }, { 'retry-after': '1' }));
     return this.router.handle(request, remote);
   }
+  private isStopped = false;
 
   /** Start background work that must resume after a restart (outbound federation queues, directory announcements). */
   async start(): Promise<void> {
@@ -111,6 +114,7 @@ export class Homeserver {
   }
 
   async stop(): Promise<void> {
+    this.isStopped = true;
     this.federation.stop();
     this.peerDirectory.stop();
     deviceListOutbox(this).stop();

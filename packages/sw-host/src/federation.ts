@@ -8,6 +8,8 @@
  *   retries) and the worker asks its pages for a host; a host that stops answering is dropped the same way;
  * - peers becoming reachable: the worker registers a comlink proxy with the host (`onPeer`), so queued traffic
  *   flushes the moment a peer is back;
+ * - broadcasts (room-directory gossip): out through the host's `broadcast`; what the host hears is posted to the
+ *   worker (`matrix-p2p/broadcast`, which wakes a stopped worker) and handed to the core (`deliverBroadcast`);
  * - inbound: the host posts each request to the registration's active worker as a plain message (a message
  *   wakes a stopped worker, which a long-lived port cannot do); `handleInbound` in host.ts answers it with
  *   `hs.handle(request, { peer })` (the core allows federation and media only).
@@ -27,6 +29,8 @@ export interface WorkerFederation {
   hasHost(): boolean;
   /** The host's peers (undefined without a host, or if it does not answer quickly). */
   peers(): Promise<PeerStatus[] | undefined>;
+  /** A message the host received on the broadcast topic (room-directory gossip). */
+  deliverBroadcast(message: Uint8Array): void;
 }
 
 export function createWorkerFederation(opts: {
@@ -58,7 +62,10 @@ export function createWorkerFederation(opts: {
         return hosted.transport.fetch(destination, request);
       },
       onPeerReachable: (listener) => hosted.transport.onPeerReachable!(listener),
+      broadcast: (message) => hosted.transport.broadcast!(message),
+      onBroadcast: (listener) => hosted.transport.onBroadcast!(listener),
     },
+    deliverBroadcast: (message) => hosted.deliverBroadcast(message),
     attach(port, peers) {
       if (current) {
         const old = current;
@@ -69,6 +76,7 @@ export function createWorkerFederation(opts: {
       const remote = wrapHost(port, { defaultTimeoutMs: timeoutMs });
       const link = {
         remote,
+        broadcast: (message: Uint8Array) => remote.broadcast(message),
         fetch: async (destination: string, wire: Parameters<RemoteHost['fetch']>[1]) => {
           try {
             return await remote.fetch(destination, wire);

@@ -253,6 +253,11 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
       case 'matrix-p2p/inbound':
         if (opts.federation && !opts.federation.hasHost()) askForHost();
         return { ok: true, response: await handleInbound(msg.request, msg.peer) };
+      case 'matrix-p2p/broadcast':
+        if (!opts.federation) throw new Error('this worker does not federate');
+        await homeserver(); // the core listens for broadcasts once it is open
+        opts.federation.deliverBroadcast(new Uint8Array(msg.message));
+        return { ok: true, delivered: true };
     }
   }
 

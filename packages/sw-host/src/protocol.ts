@@ -16,7 +16,9 @@ export type WorkerRequest =
    */
   | { type: 'matrix-p2p/transport-host'; peers: string[] }
   /** An inbound federation request from `peer`, posted to the registration's active worker (wakes it). */
-  | { type: 'matrix-p2p/inbound'; peer: string; request: WireRequest };
+  | { type: 'matrix-p2p/inbound'; peer: string; request: WireRequest }
+  /** A message the transport host received on the broadcast topic (room-directory gossip). */
+  | { type: 'matrix-p2p/broadcast'; message: ArrayBuffer };
 
 /** Worker → any page (clients.matchAll): the worker runs without a transport host (e.g. it was restarted). */
 export const NEED_HOST = 'matrix-p2p/need-host';
@@ -54,11 +56,12 @@ export type AnyWorkerReply =
   | WorkerReply
   | { ok: true; seed: string; serverName: string }
   | { ok: true; response: WireResponse }
-  | { ok: true; attached: true };
+  | { ok: true; attached: true }
+  | { ok: true; delivered: true };
 
 export const STATUS_REQUEST: WorkerRequest = { type: 'matrix-p2p/status' };
 
 export function isWorkerRequest(data: unknown): data is WorkerRequest {
   const t = typeof data === 'object' && data !== null ? (data as { type?: unknown }).type : undefined;
-  return t === 'matrix-p2p/status' || t === 'matrix-p2p/node-seed' || t === 'matrix-p2p/transport-host' || t === 'matrix-p2p/inbound';
+  return t === 'matrix-p2p/status' || t === 'matrix-p2p/node-seed' || t === 'matrix-p2p/transport-host' || t === 'matrix-p2p/inbound' || t === 'matrix-p2p/broadcast';
 }

@@ -67,9 +67,11 @@ export interface TransportHostApi {
   /** Call `listener` with the server name of each peer that becomes reachable, or is reached another way
    *  (relay → WebRTC). Over comlink, pass `Comlink.proxy(listener)`. */
   onPeer(listener: (serverName: string) => void): void;
+  /** Publish on the broadcast topic (room-directory announcements). */
+  broadcast(message: ArrayBuffer): Promise<void>;
 }
 
-export function hostApi(node: Pick<P2PNode, 'serverName' | 'peerId' | 'peers' | 'request' | 'on'>): TransportHostApi & { close(): void } {
+export function hostApi(node: Pick<P2PNode, 'serverName' | 'peerId' | 'peers' | 'request' | 'on' | 'broadcast'>): TransportHostApi & { close(): void } {
   const unsubscribe: (() => void)[] = [];
   return {
     serverName: () => node.serverName,
@@ -88,6 +90,7 @@ export function hostApi(node: Pick<P2PNode, 'serverName' | 'peerId' | 'peers' | 
       };
       unsubscribe.push(node.on('peer', tell), node.on('peer-updated', tell));
     },
+    broadcast: (message) => node.broadcast(new Uint8Array(message)),
     /** Drop the listeners (the worker that registered them is gone or replaced). */
     close() {
       for (const u of unsubscribe.splice(0)) u();
@@ -110,6 +113,7 @@ export function exposeHost(api: TransportHostApi & { close?(): void }, port: Mes
     peerId: () => api.peerId(),
     peers: () => api.peers(),
     onPeer: (l) => api.onPeer(l),
+    broadcast: (m) => api.broadcast(m),
     async fetch(destination, request) {
       const t0 = performance.now();
       try {
@@ -148,6 +152,7 @@ export interface RemoteHost {
   fetch(destination: string, request: WireRequest): Promise<WireResponse>;
   peers(timeoutMs?: number): Promise<PeerStatus[]>;
   onPeer(listener: (serverName: string) => void): Promise<void>;
+  broadcast(message: Uint8Array): Promise<void>;
   close(): void;
 }
 
@@ -159,6 +164,10 @@ export function wrapHost(port: MessagePort, opts: { graceMs?: number; defaultTim
     fetch: (destination, request) => within(remote.fetch(destination, withTransfer(request)), (request.timeoutMs ?? opts.defaultTimeoutMs ?? 30_000) + grace, 'a request'),
     peers: (timeoutMs = 2_000) => within(remote.peers(), timeoutMs, 'peers'),
     onPeer: (listener) => within(remote.onPeer(Comlink.proxy(listener)), 10_000, 'onPeer'),
+    broadcast: (message) => {
+      const copy = message.slice().buffer as ArrayBuffer;
+      return within(remote.broadcast(Comlink.transfer(copy, [copy])), 10_000, 'a broadcast');
+    },
     close() {
       remote[Comlink.releaseProxy]();
       port.close();

@@ -9,6 +9,10 @@ export const HTTP_PROTOCOL = '/matrix-p2p/http/1';
 /** The gossipsub topic pubsub-peer-discovery announces matrix-p2p nodes on (the rendezvous subscribes too). */
 export const DISCOVERY_TOPIC = 'matrix-p2p._peer-discovery._p2p._pubsub';
 
+/** The gossipsub topic nodes broadcast their signed room-directory announcements on (the rendezvous subscribes
+ *  too, so the gossip flows through it; server-core's PeerDirectory checks every message). */
+export const DIRECTORY_TOPIC = 'matrix-p2p.directory/1';
+
 /** Gossipsub parameters for small meshes (2–10 peers), measured in shared/notes/browser-p2p.md. */
 export const GOSSIPSUB_OPTIONS = {
   D: 4,

@@ -6,6 +6,7 @@
  *   circuit relay ──▶ other nodes, until WebRTC is up               noise, yamux, identify
  *   WebRTC (/p2p-circuit/webrtc, signalled over the relay) ──▶ direct data channels
  *   gossipsub + pubsub-peer-discovery: nodes announce themselves; each pair dials from one side only
+ *   gossipsub broadcast topic: room-directory announcements (`broadcast`, the 'broadcast' event)
  *   /matrix-p2p/http/1: HTTP over streams kept alive between requests (src/http/)
  *
  * The API is plain data and promises (strings, arrays of plain objects), so it can be exposed over a
@@ -23,7 +24,7 @@ import { webSockets } from '@libp2p/websockets';
 import { yamux } from '@libp2p/yamux';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
-import { DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, HTTP_PROTOCOL } from './constants.ts';
+import { DIRECTORY_TOPIC, DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, HTTP_PROTOCOL } from './constants.ts';
 import { createGater } from './gater.ts';
 import { sendRequest } from './http/client.ts';
 import { isRemotePathAllowed } from './http/policy.ts';
@@ -86,6 +87,8 @@ export interface P2PNodeOptions {
   seed: Uint8Array;
   /** Multiaddrs of rendezvous nodes, each ending in /p2p/<peerId> (see `findRendezvous`). */
   rendezvousAddrs: string[];
+  /** Broadcast topic (default DIRECTORY_TOPIC: the rendezvous must subscribe to the same). */
+  broadcastTopic?: string;
   /** Discovery topic (default DISCOVERY_TOPIC: the rendezvous must subscribe to the same). */
   topic?: string;
   /** How often the node announces itself, ms (default 5000; also at once whenever its addresses change). */
@@ -115,6 +118,9 @@ export interface P2PNodeEvents {
   'peer-gone': { serverName: string; peerId: string };
   /** Connected to, or cut off from, every rendezvous. */
   rendezvous: { connected: boolean };
+  /** A message on the broadcast topic (`from`: the PeerId that signed it for gossipsub, possibly relayed by
+   *  others; the message itself must carry whatever authentication the application needs). */
+  broadcast: { message: Uint8Array; from: string };
 }
 
 export interface DialStats {
@@ -139,10 +145,18 @@ export interface P2PNode {
   on<E extends keyof P2PNodeEvents>(event: E, listener: (detail: P2PNodeEvents[E]) => void): () => void;
   /** Connected to at least one rendezvous. */
   rendezvousConnected(): boolean;
+  /** Publish `message` to every node on the broadcast topic (gossipsub; no history: late joiners pull). */
+  broadcast(message: Uint8Array): Promise<void>;
   /** Dial measurements since start (status panels, benchmarks). */
   stats(): DialStats;
   /** The underlying libp2p node (tests, diagnostics). Undefined before start. */
   readonly libp2p: Libp2p | undefined;
+}
+
+/** What we use of gossipsub. */
+interface PubSubLike {
+  subscribe(topic: string): void;
+  publish(topic: string, data: Uint8Array): Promise<unknown>;
 }
 
 interface KnownPeer {
@@ -196,6 +210,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
   const limits: HttpLimits = { ...DEFAULT_LIMITS, ...opts.limits };
   const policy: DialPolicy = { ...DEFAULT_DIAL_POLICY, ...opts.dial };
   const topic = opts.topic ?? DISCOVERY_TOPIC;
+  const broadcastTopic = opts.broadcastTopic ?? DIRECTORY_TOPIC;
   const log = opts.log ?? (() => {});
   const useWebRTC = opts.webrtc ?? true;
   const reappearAfterMs = policy.reappearAfterMs ?? 3 * (opts.announceIntervalMs ?? 5_000);
@@ -545,7 +560,16 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
         }
       });
 
+      // The broadcast topic (room-directory announcements): subscribe, and pass each message on.
+      const pubsub = (n.services as Record<string, unknown>).pubsub as PubSubLike;
+      on(pubsub as unknown as EventTarget, 'message', (evt) => {
+        const m = evt.detail as { topic: string; data: Uint8Array; from?: PeerId };
+        if (m.topic !== broadcastTopic || (m.from && m.from.equals(peerId))) return;
+        emit('broadcast', { message: m.data, from: m.from?.toString() ?? '' });
+      });
+
       await n.start();
+      pubsub.subscribe(broadcastTopic);
       scheduleRendezvous(0);
     },
 
@@ -633,6 +657,12 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
     },
 
     rendezvousConnected,
+
+    async broadcast(message) {
+      if (!node) throw new Error('the p2p node is not started');
+      const pubsub = (node.services as Record<string, unknown>).pubsub as PubSubLike;
+      await pubsub.publish(broadcastTopic, message);
+    },
 
     stats() {
       return { webrtcDialsMs: [...stats.webrtcDialsMs], webrtcDialFailures: stats.webrtcDialFailures, relayDials: stats.relayDials };

@@ -13,11 +13,15 @@ export interface RequestSink {
 }
 
 /** The FederationTransport of a homeserver whose libp2p node runs in the same realm. */
-export function transportFromNode(node: Pick<P2PNode, 'request' | 'on'>): FederationTransport {
+export function transportFromNode(node: Pick<P2PNode, 'request' | 'on' | 'broadcast'>): FederationTransport {
   return {
     fetch: (destination, request) => node.request(destination, request),
     onPeerReachable(listener) {
       node.on('peer', (p) => listener(p.serverName));
+    },
+    broadcast: (message) => node.broadcast(message),
+    onBroadcast(listener) {
+      node.on('broadcast', (b) => listener(b.message));
     },
   };
 }
@@ -37,17 +41,23 @@ export function serveHomeserver(node: Pick<P2PNode, 'onRequest'>, hs: RequestSin
 export interface HostedTransport {
   transport: FederationTransport;
   /** Use `host` (e.g. a comlink proxy of the page's `hostApi(node)`) from now on. */
-  attach(host: Pick<TransportHostApi, 'fetch'>): void;
+  attach(host: HostLike): void;
   /** Forget `host` (or whichever host is attached). */
-  detach(host?: Pick<TransportHostApi, 'fetch'>): void;
+  detach(host?: HostLike): void;
   /** The host says a peer became reachable. */
   peerReachable(serverName: string): void;
+  /** The host received a message on the broadcast topic. */
+  deliverBroadcast(message: Uint8Array): void;
   hasHost(): boolean;
 }
 
+/** What a hosted transport needs of its host: `fetch`, and `broadcast` if it can. */
+export type HostLike = { fetch: TransportHostApi['fetch']; broadcast?: (message: Uint8Array) => Promise<void> };
+
 export function createHostedTransport(opts: { timeoutMs?: number } = {}): HostedTransport {
-  let host: Pick<TransportHostApi, 'fetch'> | undefined;
+  let host: HostLike | undefined;
   const listeners = new Set<(serverName: string) => void>();
+  const broadcastListeners = new Set<(message: Uint8Array) => void>();
   return {
     transport: {
       async fetch(destination, request) {
@@ -58,6 +68,13 @@ export function createHostedTransport(opts: { timeoutMs?: number } = {}): Hosted
       onPeerReachable(listener) {
         listeners.add(listener);
       },
+      // Without a host there is nobody to tell: the message is dropped (announcements are repeated anyway).
+      broadcast: async (message) => {
+        await host?.broadcast?.(message);
+      },
+      onBroadcast(listener) {
+        broadcastListeners.add(listener);
+      },
     },
     attach(h) {
       host = h;
@@ -67,6 +84,9 @@ export function createHostedTransport(opts: { timeoutMs?: number } = {}): Hosted
     },
     peerReachable(serverName) {
       for (const l of listeners) l(serverName);
+    },
+    deliverBroadcast(message) {
+      for (const l of broadcastListeners) l(message);
     },
     hasHost: () => host !== undefined,
   };

@@ -39,7 +39,9 @@ describe('bridge', () => {
       },
       onRequest: (h: RequestHandler) => void (inbound = h),
       on: ((_e: string, l: (p: PeerStatus) => void) => (peerListeners.add(l), () => peerListeners.delete(l))) as never,
+      broadcast: async (m: Uint8Array) => void published.push(new TextDecoder().decode(m)),
     };
+    const published: string[] = [];
     const hosted = createHostedTransport();
     await expect(hosted.transport.fetch('c'.repeat(64), new Request('http://x/_matrix/federation/v1/version'))).rejects.toThrow(/no transport host/);
 
@@ -54,6 +56,14 @@ describe('bridge', () => {
     await expect(hosted.transport.fetch('e'.repeat(64), new Request('http://federation.invalid/_matrix/federation/v1/version'))).rejects.toThrow(/unreachable/);
     expect(observed).toEqual([true, false]);
     expect((await remote.peers()).map((p) => p.serverName)).toEqual(['c'.repeat(64)]);
+
+    // Broadcasts go out through the page's node; broadcasts the page receives reach the worker's listeners.
+    await hosted.transport.broadcast!(new TextEncoder().encode('announcement'));
+    expect(published).toEqual(['announcement']);
+    const heard: string[] = [];
+    hosted.transport.onBroadcast!((m) => heard.push(new TextDecoder().decode(m)));
+    hosted.deliverBroadcast(new TextEncoder().encode('theirs'));
+    expect(heard).toEqual(['theirs']);
 
     // Peer events reach the worker through a comlink proxy.
     const reached: string[] = [];

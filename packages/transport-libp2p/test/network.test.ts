@@ -189,3 +189,44 @@ describe('two homeservers federating over libp2p', () => {
     await B.hs.stop();
   });
 });
+
+describe('room-directory gossip over libp2p', () => {
+  it('a public room one node lists reaches the other through the broadcast topic, signed and checked', async () => {
+    const make = async () => {
+      let p2p: P2PNode | undefined;
+      const reach: ((name: string) => void)[] = [];
+      const hear: ((m: Uint8Array) => void)[] = [];
+      const transport: FederationTransport = {
+        fetch: (d, r) => (p2p ? p2p.request(d, r) : Promise.reject(new Error('not started'))),
+        onPeerReachable: (l) => void reach.push(l),
+        broadcast: async (m) => p2p?.broadcast(m),
+        onBroadcast: (l) => void hear.push(l),
+      };
+      const hs = await createMemoryHomeserver({ transport, peerDirectory: { refreshMs: 500 } });
+      const seedB64 = await hs.store.getMeta<string>('signing_seed');
+      p2p = await createP2PNode({ seed: decodeBase64(seedB64!), rendezvousAddrs: rv.multiaddrs, ...FAST });
+      nodes.push(p2p);
+      const real = transportFromNode(p2p);
+      for (const l of reach) real.onPeerReachable!(l);
+      for (const l of hear) real.onBroadcast!(l);
+      serveHomeserver(p2p, hs);
+      await p2p.start();
+      return { hs, p2p };
+    };
+    const A = await make();
+    const B = await make();
+    await waitFor(() => A.p2p.peers().some((p) => p.serverName === B.hs.serverName), 15_000, 'A to reach B');
+    const alice = await new TestClient(A.hs).register('alice');
+    const bob = await new TestClient(B.hs).register('bob');
+    const roomId = (await alice.post('/_matrix/client/v3/createRoom', { preset: 'public_chat', visibility: 'public', name: 'Gossiped', topic: 'rooms found through peers', room_alias_name: 'gossip' })).body.room_id;
+    const listed = async () => ((await bob.get('/_matrix/client/v3/publicRooms')).body.chunk as any[]).find((r) => r.room_id === roomId);
+    await waitFor(listed, 15_000, "A's room in B's directory");
+    const entry = await listed();
+    expect(entry).toMatchObject({ name: 'Gossiped', topic: 'rooms found through peers', canonical_alias: `#gossip:${A.hs.serverName}`, 'org.matrix_p2p.servers': [A.hs.serverName] });
+    expect(B.hs.peerDirectory.stats.rejected).toBe(0);
+    await Promise.all([A.p2p.stop(), B.p2p.stop()]);
+    await A.hs.stop();
+    await B.hs.stop();
+  });
+});
+
