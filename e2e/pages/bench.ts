@@ -3,7 +3,7 @@
  * MemoryEngine and over the real IndexedDB engine, without the worker in between. Splitting the local
  * echo this way shows what the worker adds and what the store costs.
  */
-import { createHomeserver, MemoryEngine, MIGRATIONS, type Homeserver } from '../../packages/server-core/src/index.ts';
+import { CachingEngine, createHomeserver, MemoryEngine, MIGRATIONS, type Homeserver, type StorageEngine } from '../../packages/server-core/src/index.ts';
 import { openIdbEngine } from '../../packages/store-idb/src/index.ts';
 
 async function call(hs: Homeserver, method: string, path: string, token?: string, body?: unknown): Promise<any> {
@@ -21,29 +21,41 @@ export interface CoreEcho {
   idbGet: number[];
   /** Engine transactions per PUT send and per incremental sync (averages). */
   transactions: { send: { read: number; write: number }; sync: { read: number; write: number } };
+  /** How long each write transaction of the echo loop took (the commit a send waits for). */
+  writes: number[];
 }
 
-async function echo(kind: 'memory' | 'idb' | 'idb-relaxed', n: number): Promise<CoreEcho> {
+type EchoKind = 'memory' | 'idb' | 'idb-relaxed' | 'idb-cached';
+
+async function echo(kind: EchoKind, n: number): Promise<CoreEcho> {
   const name = `bench-${kind}-${Date.now()}`;
   const inner =
     kind === 'memory'
       ? new MemoryEngine(MIGRATIONS)
       : await openIdbEngine({ name, migrations: MIGRATIONS, durability: kind === 'idb-relaxed' ? 'relaxed' : undefined });
-  // Count the engine's transactions (each IndexedDB transaction is a round trip to the browser's storage).
+  // Count the engine's transactions (each IndexedDB transaction is a round trip to the browser's storage), and
+  // time the writes.
   const counts = { read: 0, write: 0 };
+  const writes: number[] = [];
+  let timing = false;
   const engine = new Proxy(inner, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver);
       if (prop === 'read' || prop === 'write') {
         return (...args: unknown[]) => {
           counts[prop]++;
-          return (v as (...a: unknown[]) => unknown).apply(target, args);
+          const t = performance.now();
+          const r = (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (prop === 'write' && timing) void r.then(() => writes.push(performance.now() - t), () => {});
+          return r;
         };
       }
       return typeof v === 'function' ? v.bind(target) : v;
     },
-  });
-  const hs = await createHomeserver({ engine, log: () => {} });
+  }) as StorageEngine;
+  // 'idb-cached': the worker's own configuration (services/caching-engine.ts over IndexedDB; the counts are
+  // then real IndexedDB transactions, the ones the mirrors and caches did not absorb).
+  const hs = await createHomeserver({ engine: kind === 'idb-cached' ? new CachingEngine(engine, { migrations: MIGRATIONS }) : engine, log: () => {} });
   const first = await call(hs, 'POST', '/_matrix/client/v3/register', undefined, { username: 'u', password: 'p' });
   const reg = await call(hs, 'POST', '/_matrix/client/v3/register', undefined, { username: 'u', password: 'p', auth: { type: 'm.login.dummy', session: first.session } });
   const token = reg.access_token as string;
@@ -51,6 +63,7 @@ async function echo(kind: 'memory' | 'idb' | 'idb-relaxed', n: number): Promise<
   let since = (await call(hs, 'GET', '/_matrix/client/v3/sync?timeout=0', token)).next_batch as string;
   const echoes: number[] = [];
   const sends: number[] = [];
+  timing = true;
   for (let i = 0; i < n; i++) {
     const pending = call(hs, 'GET', `/_matrix/client/v3/sync?since=${since}&timeout=30000`, token);
     await new Promise((r) => setTimeout(r, 5));
@@ -62,6 +75,7 @@ async function echo(kind: 'memory' | 'idb' | 'idb-relaxed', n: number): Promise<
     since = (await got).next_batch;
     echoes.push(at - t0);
   }
+  timing = false;
   const syncs: number[] = [];
   const perSend = { read: 0, write: 0 };
   const perSync = { read: 0, write: 0 };
@@ -92,7 +106,7 @@ async function echo(kind: 'memory' | 'idb' | 'idb-relaxed', n: number): Promise<
   }
   await hs.stop();
   if (kind !== 'memory') indexedDB.deleteDatabase(name);
-  return { echoes, sends, syncs, idbGet, transactions };
+  return { echoes, sends, syncs, idbGet, transactions, writes };
 }
 
 /** Re-opening an existing node, in steps: IndexedDB open, then createHomeserver (Store.open, signing key, router). */
@@ -118,7 +132,7 @@ async function openSteps(n: number): Promise<{ idbOpen: number[]; createHomeserv
 declare global {
   interface Window {
     benchOpenSteps: typeof openSteps;
-    benchCoreEcho: (kind: 'memory' | 'idb' | 'idb-relaxed', n: number) => Promise<CoreEcho>;
+    benchCoreEcho: (kind: EchoKind, n: number) => Promise<CoreEcho>;
   }
 }
 window.benchCoreEcho = echo;

@@ -259,6 +259,9 @@ class IdbEngine implements StorageEngine {
       await done.catch(() => {});
       throw err;
     }
+    // Every request is issued: commit now rather than when the browser notices the transaction has nothing left
+    // to do (IndexedDB 3.0 `commit()`; where it is missing, auto-commit does the same a little later).
+    (tx as { commit?: () => void }).commit?.();
     await done;
   }
 

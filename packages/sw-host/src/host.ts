@@ -43,6 +43,12 @@ export interface SwHostOptions {
   eager?: boolean;
   /** Federation through a transport host tab (see federation.ts); without it the node does not federate. */
   federation?: WorkerFederation;
+  /**
+   * Answers that need no homeserver (constant ones, such as `/_matrix/client/versions`, the first thing every
+   * client asks): given first refusal on each `/_matrix` request, so a cold worker answers them while its
+   * store is still opening. Undefined: the homeserver answers.
+   */
+  constantAnswer?: (request: Request, url: URL) => Response | undefined;
 }
 
 export interface SwHost {
@@ -135,6 +141,11 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
         const client = await scope.clients.get(event.clientId);
         if (client && new URL(client.url).origin === scope.location.origin) request = trusted;
       }
+    }
+    const constant = opts.constantAnswer?.(request, new URL(request.url));
+    if (constant) {
+      requests++;
+      return constant;
     }
     let hs: HomeserverLike;
     try {

@@ -2,6 +2,7 @@
  * The Service Worker script (built into one classic `sw.js`): the homeserver over IndexedDB, the
  * app-shell cache, Element Web's media job, and the status messages. See host.ts.
  */
+import { clientVersions, jsonResponse } from '@matrix-p2p/server-core';
 import { createWorkerFederation } from './federation.ts';
 import { createSwHost } from './host.ts';
 import { openIdbHomeserver } from './open.ts';
@@ -24,6 +25,9 @@ const federation = createWorkerFederation({
 void scope.clients.matchAll?.({ type: 'window' }).then((cs) => cs.forEach((c) => c.postMessage({ type: NEED_HOST }))).catch(() => {});
 
 createSwHost(scope, {
+  // `/versions` is constant: a restarted worker answers it without waiting for IndexedDB.
+  constantAnswer: (request, url) =>
+    request.method === 'GET' && url.pathname === '/_matrix/client/versions' ? jsonResponse(200, clientVersions()) : undefined,
   openHomeserver: (events) => openIdbHomeserver(events, { log: (e) => log('internal error', e), transport: federation.transport }),
   federation,
   precache: __MATRIX_P2P_PRECACHE__,

@@ -2,7 +2,7 @@
 // cache, Element's authenticated-media job and the status messages. (The real worker in real Chromium
 // is exercised by the e2e suite.)
 import { describe, expect, it } from 'vitest';
-import { createMemoryHomeserver } from '@matrix-p2p/server-core';
+import { clientVersions, createMemoryHomeserver, jsonResponse } from '@matrix-p2p/server-core';
 import { CACHE_PREFIX, createSwHost, isHomeserverPath, trustedMediaRequest, type HomeserverLike, type SwHostOptions, type SwScope } from '../src/index.ts';
 import type { WorkerReply } from '../src/protocol.ts';
 
@@ -228,6 +228,33 @@ describe('sw-host: routing', () => {
     const r2 = await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/versions`));
     expect(r2!.status).toBe(200);
     expect(opened).toBe(2);
+  });
+
+  it('answers constant requests (/versions) without waiting for the homeserver, and everything else through it', async () => {
+    const env = fakeScope();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const t = host(env, {
+      openHomeserver: async () => (await gate, createMemoryHomeserver()),
+      constantAnswer: (req, url) => (req.method === 'GET' && url.pathname === '/_matrix/client/versions' ? jsonResponse(200, clientVersions()) : undefined),
+    });
+    // The store is still opening: /versions is answered anyway, with what the homeserver itself would say.
+    const versions = await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/versions`));
+    expect(versions!.status).toBe(200);
+    const body = await json(versions);
+    expect(body.versions).toContain('v1.11');
+    expect(t.opened).toBe(0);
+    // A request that needs the store waits for it.
+    const whoami = fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/v3/account/whoami`));
+    let settled = false;
+    void whoami.then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    release();
+    expect((await whoami)!.status).toBe(401);
+    const hs = await t.h.homeserver();
+    const direct = await hs.handle(new Request(`${ORIGIN}/_matrix/client/versions`));
+    expect((await direct.json()).versions).toEqual(body.versions);
   });
 
   it('opens the homeserver again after its store closed itself (a newer build upgrades the schema)', async () => {

@@ -9,10 +9,15 @@ export const SPEC_VERSIONS = ['r0.6.1', 'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 
 
 const CS = 'https://spec.matrix.org/latest/client-server-api';
 
+/** The body of `GET /_matrix/client/versions`: constant, so a host may answer it before the store is open. */
+export function clientVersions(): { versions: string[]; unstable_features: Record<string, boolean> } {
+  return { versions: [...SPEC_VERSIONS], unstable_features: {} };
+}
+
 export const discoveryEndpoints = [
   endpoint({
     method: 'GET', path: '/_matrix/client/versions', auth: 'none', spec: `${CS}/#get_matrixclientversions`,
-    handler: () => ({ versions: SPEC_VERSIONS, unstable_features: {} }),
+    handler: () => clientVersions(),
   }),
   // No OAuth here: 404 M_UNRECOGNIZED is what clients expect (clients.md).
   ...['/_matrix/client/v1/auth_metadata', '/_matrix/client/unstable/org.matrix.msc2965/auth_metadata', '/_matrix/client/unstable/org.matrix.msc2965/auth_issuer'].map((path) =>
