@@ -6,13 +6,15 @@
  *   page → worker  `matrix-p2p/node-seed`        the node's identity is the homeserver's signing key
  *   page → worker  `matrix-p2p/transport-host`   a port serving the node to the worker with comlink (its
  *                                                outbound `fetch`, `peers`, and peer-reachable callbacks)
- *   page → worker  `matrix-p2p/inbound`          each request a peer sends, posted to the registration's
- *                                                active worker (a message wakes a stopped worker)
+ *   page → worker  inbound port (comlink)         each request a peer sends, while the worker that took the
+ *                                                port lives (quick: no trip through the browser process)
+ *   page → worker  `matrix-p2p/inbound`          otherwise, posted to the registration's active worker
+ *                                                (a message wakes a stopped worker)
  *   page → worker  `matrix-p2p/broadcast`        each room-directory announcement heard on the gossip topic
  *   worker → page  `matrix-p2p/need-host`        a restarted worker lost the port: attach again
  */
 import type { P2PNode, PeerStatus } from '@matrix-p2p/transport-libp2p';
-import { deserializeResponse, exposeHost, hostApi, serializeRequest, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
+import { deserializeResponse, exposeHost, hostApi, InboundPortClosedError, serializeRequest, wrapInbound, type InboundLink, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
 import type { AnyWorkerReply } from '@matrix-p2p/sw-host/client';
 
 const LOCK = 'matrix-p2p-transport';
@@ -88,15 +90,34 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
   let stopServing: (() => void) | undefined;
   async function attach(n: P2PNode): Promise<void> {
     const ch = new MessageChannel();
+    const inboundCh = new MessageChannel();
     stopServing?.();
+    inbound?.close();
+    inbound = undefined;
     stopServing = exposeHost(hostApi(n), ch.port1, (_dest, ms) => keep(timings.outbound, ms));
-    const r = await ask(registration, { type: 'matrix-p2p/transport-host', peers: n.peers().map((p) => p.serverName) }, [ch.port2]);
-    if (!r.ok) throw new Error(r.error);
+    const link = wrapInbound(inboundCh.port1);
+    const r = await ask(registration, { type: 'matrix-p2p/transport-host', peers: n.peers().map((p) => p.serverName) }, [ch.port2, inboundCh.port2]);
+    if (!r.ok) {
+      link.close();
+      throw new Error(r.error);
+    }
+    inbound = link;
   }
+  /** The quick path to the worker that took our port (bridge.ts `wrapInbound`), while it lives. */
+  let inbound: InboundLink | undefined;
 
-  /** Hand an inbound request to the worker: a message to the registration's active worker (a message wakes a
-   *  stopped worker, which a port held from an earlier run of the worker could not). */
+  /** Hand an inbound request to the worker: over its port while it lives (quick), else as a message to the
+   *  registration's active worker (a message wakes a stopped worker; a port of an earlier run could not). */
   async function toWorker(wire: WireRequest, peer: string): Promise<WireResponse> {
+    const link = inbound;
+    if (link?.alive) {
+      try {
+        // A copy of the body goes (the original stays here in case the request has to be posted after all).
+        return await link.handle(wire.body ? { ...wire, body: wire.body.slice(0) } : wire, peer);
+      } catch (e) {
+        if (!(e instanceof InboundPortClosedError)) throw e;
+      }
+    }
     const r = await ask(registration, { type: 'matrix-p2p/inbound', peer, request: wire }, wire.body ? [wire.body] : []);
     if (!r.ok) throw new Error(r.error);
     if (!('response' in r)) throw new Error('the worker sent no response');

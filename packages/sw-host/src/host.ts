@@ -10,7 +10,7 @@
  * - Everything else on our origin: network first, falling back to the cache (precached app shell plus
  *   what was fetched before); offline navigations get the cached `index.html`.
  */
-import { deserializeRequest, serializeResponse, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
+import { deserializeRequest, exposeInbound, serializeResponse, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
 import type { WorkerFederation } from './federation.ts';
 import { NEED_HOST, isWorkerRequest, type AnyWorkerReply, type WorkerRequest, type WorkerStatus } from './protocol.ts';
 import type { ExtendableEvent, ExtendableMessageEvent, FetchEvent, SwScope } from './worker-types.ts';
@@ -259,6 +259,8 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
         const hostPort = ports[1];
         if (!hostPort) throw new Error('no host port');
         opts.federation.attach(hostPort, msg.peers);
+        // The quick inbound path (bridge.ts `wrapInbound`): the host's requests over a port of their own.
+        if (ports[2]) exposeInbound(handleInbound, ports[2]);
         return { ok: true, attached: true };
       }
       case 'matrix-p2p/inbound':

@@ -12,7 +12,8 @@ export type WorkerRequest =
   | { type: 'matrix-p2p/node-seed' }
   /**
    * The transport host (the tab that runs the libp2p node) attaches itself: `ports[1]` serves its
-   * TransportHostApi with comlink (transport-libp2p's `exposeHost` / `wrapHost`); the answer goes on `ports[0]`.
+   * TransportHostApi with comlink (transport-libp2p's `exposeHost` / `wrapHost`); on `ports[2]`, if given, the
+   * worker serves inbound requests (`exposeInbound` / `wrapInbound`); the answer goes on `ports[0]`.
    */
   | { type: 'matrix-p2p/transport-host'; peers: string[] }
   /** An inbound federation request from `peer`, posted to the registration's active worker (wakes it). */

@@ -29,7 +29,7 @@ import { createGater } from './gater.ts';
 import { sendRequest } from './http/client.ts';
 import { isRemotePathAllowed } from './http/policy.ts';
 import { serveStream, type RequestHandler } from './http/server.ts';
-import { DEFAULT_LIMITS, TimeoutError, type HttpLimits } from './http/wire.ts';
+import { DEFAULT_LIMITS, TimeoutError, WireError, type HttpLimits } from './http/wire.ts';
 import { identityFromSeed, peerIdFromServerName, serverNameFromPeerId } from './identity.ts';
 import { installShims } from './shims.ts';
 
@@ -69,6 +69,10 @@ export interface DialPolicy {
   /** Opening a stream for a request must succeed within this long, else the connection is dropped and the
    *  request retried on another (nothing was sent yet), ms. */
   streamOpenTimeoutMs: number;
+  /** Every connection is pinged this often, and closed when a ping gets no answer within as long (or the
+   *  adaptive timeout, if longer): a peer that vanished without closing its links (a browser closed) is seen
+   *  gone in seconds, not the ~15 s of libp2p's defaults, during which requests to it hang on a dead link, ms. */
+  pingIntervalMs: number;
 }
 
 export const DEFAULT_DIAL_POLICY: DialPolicy = {
@@ -80,6 +84,7 @@ export const DEFAULT_DIAL_POLICY: DialPolicy = {
   relayAfterFailures: 2,
   forgetAfterMs: 60_000,
   streamOpenTimeoutMs: 5_000,
+  pingIntervalMs: 3_000,
 };
 
 export interface P2PNodeOptions {
@@ -135,8 +140,9 @@ export interface P2PNode {
   readonly serverName: string;
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Send a request to a server (only the path and query of its URL are used). Rejects when unreachable. */
-  request(serverName: string, request: Request): Promise<Response>;
+  /** Send a request to a server (only the path and query of its URL are used). Rejects when unreachable.
+   *  `opts.body`: the request body as bytes, when the caller has them (then `request.body` is not read). */
+  request(serverName: string, request: Request, opts?: { body?: Uint8Array | null }): Promise<Response>;
   /** Set the handler for inbound requests (one handler; a later call replaces it). Until one is set: 503. */
   onRequest(handler: RequestHandler): void;
   /** Peers reachable now. */
@@ -497,6 +503,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
         // Relayed connections all arrive from the rendezvous' address: libp2p's default of 5 a second per host
         // would refuse peers that dial us at the same moment.
         connectionManager: { maxConnections: 128, inboundConnectionThreshold: 100 },
+        connectionMonitor: { pingInterval: policy.pingIntervalMs, pingTimeout: { minTimeout: policy.pingIntervalMs } },
         services: {
           identify: identify(),
           pubsub: gossipsub({ ...GOSSIPSUB_OPTIONS }),
@@ -588,13 +595,26 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
       await n?.stop();
     },
 
-    async request(destination, request) {
+    async request(destination, request, opts = {}) {
       if (!node) throw new Error('the p2p node is not started');
       const id = peerIdFromServerName(destination);
       if (id.equals(peerId)) throw new Error('refusing to send a request to ourselves');
       const n = node;
       const within = (ms: number) => (request.signal ? AbortSignal.any([request.signal, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms));
       const tried = new Set<Connection>();
+      // The body, read once: it goes out in one send (federation bodies are small JSON), and can be sent again
+      // if a kept-alive stream turns out to be closed.
+      let body: Uint8Array | null = null;
+      if (request.method === 'GET' || request.method === 'HEAD') body = null;
+      else if (opts.body !== undefined) {
+        body = opts.body;
+        if (body && body.byteLength > limits.maxRequestBodyBytes) throw new WireError(`body exceeds ${limits.maxRequestBodyBytes} bytes`);
+      } else if (request.body !== null) {
+        const declared = Number(request.headers.get('content-length') ?? NaN);
+        if (declared > limits.maxRequestBodyBytes) throw new WireError(`body exceeds ${limits.maxRequestBodyBytes} bytes`);
+        body = new Uint8Array(await request.arrayBuffer());
+        if (body.byteLength > limits.maxRequestBodyBytes) throw new WireError(`body exceeds ${limits.maxRequestBodyBytes} bytes`);
+      }
       for (let attempt = 1; ; attempt++) {
         let conn = bestConnection(n.getConnections(id).filter((c) => !tried.has(c)));
         if (!conn) {
@@ -628,15 +648,12 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
         }
         const s = stream;
         const c = conn;
-        // A reused stream may have been closed by the peer (idle) just as we sent: then the request is sent again
-        // on a fresh stream, so keep a copy of its body until the answer's head arrives.
-        const copy = reused ? request.clone() : undefined;
         try {
-          return await sendRequest(s, request, limits, { keepAlive: { done: (ok) => (ok ? putIdle(c, s) : undefined) } });
+          return await sendRequest(s, request, limits, { body, keepAlive: { done: (ok) => (ok ? putIdle(c, s) : undefined) } });
         } catch (e) {
-          if (!copy || request.signal?.aborted || e instanceof TimeoutError || attempt >= 4) throw e;
+          // A reused stream may have been closed by the peer (idle) just as we sent: send again on a fresh one.
+          if (!reused || request.signal?.aborted || e instanceof TimeoutError || attempt >= 4) throw e;
           log(`a kept-alive stream to ${destination.slice(0, 8)} failed before the answer; sending again on a fresh one`, e);
-          request = copy;
         }
       }
     },

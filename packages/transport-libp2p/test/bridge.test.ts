@@ -3,7 +3,7 @@
  * crosses is checked to be structured-cloneable, so comlink can carry it.
  */
 import { describe, expect, it } from 'vitest';
-import { createHostedTransport, deserializeRequest, deserializeResponse, exposeHost, hostApi, serializeRequest, serializeResponse, serveThrough, wrapHost, type PeerStatus, type WireRequest, type WireResponse } from '../src/index.ts';
+import { createHostedTransport, deserializeRequest, deserializeResponse, exposeHost, exposeInbound, hostApi, InboundPortClosedError, wrapInbound, serializeRequest, serializeResponse, serveThrough, wrapHost, type PeerStatus, type WireRequest, type WireResponse } from '../src/index.ts';
 import type { RequestHandler } from '../src/http/server.ts';
 
 /** What postMessage would do to it (throws on functions, Requests, streams...). */
@@ -33,9 +33,10 @@ describe('bridge', () => {
       serverName: 'b'.repeat(64),
       peerId: 'peer',
       peers: () => [{ serverName: 'c'.repeat(64), peerId: 'x', direct: true, kind: 'webrtc' as const, remoteAddr: '/webrtc', since: 1 }],
-      request: async (dest: string, r: Request) => {
+      request: async (dest: string, r: Request, opts: { body?: Uint8Array | null } = {}) => {
         if (dest === 'e'.repeat(64)) throw new Error('unreachable');
-        return Response.json({ dest, path: new URL(r.url).pathname, body: await r.text() });
+        const body = opts.body !== undefined ? (opts.body ? new TextDecoder().decode(opts.body) : '') : await r.text();
+        return Response.json({ dest, path: new URL(r.url).pathname, body });
       },
       onRequest: (h: RequestHandler) => void (inbound = h),
       on: ((_e: string, l: (p: PeerStatus) => void) => (peerListeners.add(l), () => peerListeners.delete(l))) as never,
@@ -100,4 +101,26 @@ describe('bridge', () => {
     port1.close();
   });
 
+
+  it('the quick inbound path: requests reach the worker over its port; when the worker goes, requests in flight fail so they can be posted instead', async () => {
+    const { port1, port2 } = new MessageChannel();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    exposeInbound(async (w, peer) => {
+      if (new URL(w.url).pathname.endsWith('/slow')) await held;
+      return serializeResponse(Response.json({ peer, body: w.body ? new TextDecoder().decode(w.body) : null }));
+    }, port2);
+    const link = wrapInbound(port1);
+    const body = new TextEncoder().encode('pdu').buffer as ArrayBuffer;
+    const r = deserializeResponse(await link.handle({ method: 'PUT', url: 'http://x/_matrix/federation/v1/send/1', headers: [], body }, 'd'.repeat(64)));
+    expect(await r.json()).toEqual({ peer: 'd'.repeat(64), body: 'pdu' });
+
+    const slow = link.handle({ method: 'GET', url: 'http://x/slow', headers: [], body: null }, 'd'.repeat(64));
+    port2.close(); // the worker is stopped: its end of the port goes away
+    await expect(slow).rejects.toBeInstanceOf(InboundPortClosedError);
+    expect(link.alive).toBe(false);
+    await expect(link.handle({ method: 'GET', url: 'http://x/', headers: [], body: null }, 'd'.repeat(64))).rejects.toBeInstanceOf(InboundPortClosedError);
+    release();
+    link.close();
+  });
 });

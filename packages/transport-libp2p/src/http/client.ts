@@ -17,6 +17,8 @@ export interface SendOptions {
    * stream may carry the next request), `false` when the stream was given up (it is aborted).
    */
   keepAlive?: { done(reusable: boolean): void };
+  /** The request body, already read (it is sent in one piece, and `request.body` is not touched). */
+  body?: Uint8Array | null;
 }
 
 /**
@@ -56,8 +58,8 @@ export async function sendRequest(stream: MessageStream, request: Request, limit
   let sendError: unknown;
   const sending = (async () => {
     const head = encodeHead({ method: request.method, path: url.pathname + url.search, headers: headerPairs(request.headers) });
-    const hasBody = request.body !== null && request.method !== 'GET' && request.method !== 'HEAD';
-    await sendMessage(stream, head, hasBody ? (request.body as ReadableStream<Uint8Array>) : null, {
+    const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && (opts.body !== undefined ? opts.body !== null : request.body !== null);
+    await sendMessage(stream, head, hasBody ? (opts.body ?? (request.body as ReadableStream<Uint8Array>)) : null, {
       maxFrameBytes: limits.maxFrameBytes,
       maxBytes: limits.maxRequestBodyBytes,
     });
