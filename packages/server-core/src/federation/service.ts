@@ -41,6 +41,9 @@ interface SenderState {
   timer?: ReturnType<typeof setTimeout>;
   /** When the last attempt started (ms since the epoch). */
   lastAttempt?: number;
+  /** The peer became reachable during the attempt in flight: if that attempt fails, retry at once, not after
+   *  the backoff (the attempt may have started before the peer was back). */
+  reachedDuringAttempt?: boolean;
   /** The transaction being sent: retried as it is, same id and content, until the peer takes it (spec). */
   pending?: { txnId: string; sent: OutboundRecord[]; body: JsonObject };
 }
@@ -164,6 +167,7 @@ export class FederationService {
     }
     if (s.running) {
       s.again = true;
+      if (now) s.reachedDuringAttempt = true;
       return;
     }
     void this.run(destination, s);
@@ -208,6 +212,7 @@ export class FederationService {
         }
         const { txnId, sent, body } = s.pending;
         s.lastAttempt = this.hs.clock();
+        s.reachedDuringAttempt = false;
         try {
           await this.request(destination, 'PUT', `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`, body);
         } catch (e) {
@@ -218,6 +223,7 @@ export class FederationService {
             await this.deleteSent(sent);
             continue;
           }
+          if (s.reachedDuringAttempt) continue;
           s.failures++;
           const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(s.failures, 10));
           s.timer = setTimeout(() => {

@@ -178,6 +178,34 @@ describe('durable outbound queues', { timeout: 60_000 }, () => {
     await waitFor('all 20 on B', async () => (await bodies(b, roomId)).length === 20);
   });
 
+  it('a peer that becomes reachable while an attempt to it is failing is retried at once, not after the backoff', async () => {
+    const { net, a, b, alice, roomId } = await pair();
+    // A's attempts to B take a while to fail (as a dial through a relay does): an attempt that started while B was
+    // offline fails 300 ms later, even if B came back meanwhile.
+    const t = a.federation.transport!;
+    const fetchOrig = t.fetch.bind(t);
+    let bOnline = false;
+    let attempts = 0;
+    t.fetch = async (d, r) => {
+      if (d !== b.serverName) return fetchOrig(d, r);
+      attempts++;
+      const online = bOnline;
+      await new Promise((res) => setTimeout(res, 300));
+      if (!online) throw new TypeError('network: unreachable (slowly)');
+      return fetchOrig(d, r);
+    };
+    net.setOnline(b.serverName, false);
+    await alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/s1`, { msgtype: 'm.text', body: 'slow' });
+    // The first attempt fails; the retry after the backoff (1 s) is in flight when B comes back.
+    await waitFor('the second attempt', async () => attempts >= 2, 5_000);
+    const back = Date.now();
+    bOnline = true;
+    net.setOnline(b.serverName, true);
+    await waitFor('the message on B', async () => (await bodies(b, roomId)).includes('slow'), 10_000);
+    // The failed attempt is followed by another at once (without the fix: after a 2 s backoff).
+    expect(Date.now() - back).toBeLessThan(1_000);
+  });
+
   it('a peer that refuses a transaction (4xx) does not block the queue', async () => {
     const { a, b, alice, roomId } = await pair();
     const handle = b.handle.bind(b);
