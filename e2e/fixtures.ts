@@ -112,9 +112,10 @@ export async function send(page: Page, s: Session, roomId: string, body: string)
   return (await ok(mx(page, 'PUT', path, { token: s.token, body: { msgtype: 'm.text', body } }))).event_id;
 }
 
-export async function sync(page: Page, s: Session, since?: string, timeout = 0): Promise<Record<string, any>> {
+export async function sync(page: Page, s: Session, since?: string, timeout = 0, filter?: Record<string, unknown>): Promise<Record<string, any>> {
   const q = new URLSearchParams({ timeout: String(timeout) });
   if (since) q.set('since', since);
+  if (filter) q.set('filter', JSON.stringify(filter));
   return ok(mx(page, 'GET', `/_matrix/client/v3/sync?${q}`, { token: s.token }));
 }
 

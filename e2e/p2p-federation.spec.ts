@@ -5,70 +5,27 @@
  * ways into each side's /sync, and keep flowing once the rendezvous is gone. Inside the suite's loopback-only
  * network namespace. Figures are printed.
  */
-import { chromium, type Browser, type Page } from '@playwright/test';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { serveStatic, type StaticServer } from '../scripts/static-server.mjs';
-import { startRendezvousProcess, type RendezvousProcess } from '../packages/transport-libp2p/test-page/harness.ts';
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from './playwright.config.ts';
-import { createRoom, expect, messagesIn, mx, ok, openApp, register, send, stopWorkers, sync, test, WEB_DIR, workerStatus, type Session } from './fixtures.ts';
+import { AppBrowsers, arrives, startP2PEnv, transport, waitDirect, type P2PEnv } from './p2p.ts';
+import { createRoom, expect, messagesIn, mx, ok, register, send, stopWorkers, sync, test, workerStatus } from './fixtures.ts';
 
 test.describe.configure({ mode: 'serial' });
 
-let server: StaticServer | undefined;
-let rendezvous: RendezvousProcess | undefined;
-let dir: string | undefined;
-const browsers: Browser[] = [];
+let env: P2PEnv | undefined;
+const apps = new AppBrowsers();
 
 test.afterEach(async () => {
-  await Promise.all(browsers.splice(0).map((b) => b.close().catch(() => {})));
-  await rendezvous?.kill();
-  rendezvous = undefined;
-  await server?.close();
-  server = undefined;
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await apps.closeAll();
+  await env?.close();
+  env = undefined;
 });
-
-async function browserApp(url: string): Promise<Page> {
-  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
-  browsers.push(browser);
-  // Without a media permission Chromium gathers no ICE candidates when only loopback exists.
-  const context = await browser.newContext({ permissions: ['microphone'] });
-  const page = await openApp(context, url);
-  await page.waitForFunction(() => document.documentElement.dataset.transport === 'host', null, { timeout: 30_000 });
-  return page;
-}
-
-type PeerInfo = { serverName: string; kind: string; direct: boolean };
-const transport = {
-  serverName: (p: Page) => p.evaluate(() => (window as any).matrixP2pTransport.serverName as string),
-  peers: (p: Page) => p.evaluate(() => ((window as any).matrixP2pTransport.peers() as PeerInfo[]).map((x) => ({ serverName: x.serverName, kind: x.kind, direct: x.direct }))),
-  rendezvous: (p: Page) => p.evaluate(() => (window as any).matrixP2pTransport.rendezvousConnected() as boolean),
-};
-
-/** Wait until `body` is among the room's messages in `page`'s /sync (long-polling from `since`). */
-async function arrives(page: Page, s: Session, roomId: string, body: string, since: string | undefined, timeout = 30_000): Promise<string> {
-  const deadline = Date.now() + timeout;
-  let next = since;
-  while (Date.now() < deadline) {
-    const r = await sync(page, s, next, 2_000);
-    if (messagesIn(r, roomId).includes(body)) return r.next_batch;
-    next = r.next_batch;
-  }
-  throw new Error(`"${body}" did not arrive in ${timeout} ms`);
-}
 
 test('two browsers federate over direct WebRTC: join by alias, chat both ways, and keep chatting without the rendezvous', async () => {
   test.setTimeout(180_000);
-  rendezvous = await startRendezvousProcess();
-  dir = mkdtempSync(join(tmpdir(), 'p2p-federation-'));
-  const rvFile = join(dir, 'rendezvous.json');
-  writeFileSync(rvFile, JSON.stringify({ peerId: rendezvous.peerId, multiaddrs: rendezvous.multiaddrs }));
-  server = await serveStatic({ root: WEB_DIR, mounts: { '/rendezvous.json': rvFile }, port: 0 });
+  env = await startP2PEnv('p2p-federation');
+  const { rendezvous } = env;
 
   const t0 = Date.now();
-  const [a, b] = await Promise.all([browserApp(server.url), browserApp(server.url)]);
+  const [a, b] = (await Promise.all([apps.launch(env.url), apps.launch(env.url)])).map((x) => x.page);
   const [A, B] = await Promise.all([transport.serverName(a), transport.serverName(b)]);
   expect(A).toMatch(/^[0-9a-f]{64}$/);
   expect(B).not.toBe(A);
@@ -78,7 +35,7 @@ test('two browsers federate over direct WebRTC: join by alias, chat both ways, a
 
   // Direct WebRTC on both sides.
   for (const [page, other] of [[a, B], [b, A]] as const) {
-    await expect.poll(async () => (await transport.peers(page)).some((p) => p.serverName === other && p.kind === 'webrtc' && p.direct), { timeout: 60_000, intervals: [200] }).toBe(true);
+    await waitDirect(page, other);
   }
   const directMs = Date.now() - t0;
 

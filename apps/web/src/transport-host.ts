@@ -130,7 +130,9 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
     if (!seedReply.ok) throw new Error(seedReply.error);
     if (!('seed' in seedReply)) throw new Error('the worker sent no seed');
     const rendezvousAddrs = await findRendezvous();
-    const n = await createP2PNode({ seed: fromBase64(seedReply.seed), rendezvousAddrs, announceIntervalMs: 2_000 });
+    // `?p2p-webrtc=0` in the page's URL: no WebRTC, peers stay on relayed links (benchmarks, relay debugging).
+    const webrtc = new URLSearchParams(location.search).get('p2p-webrtc') !== '0';
+    const n = await createP2PNode({ seed: fromBase64(seedReply.seed), rendezvousAddrs, announceIntervalMs: 2_000, webrtc });
     node = n;
     state.serverName = n.serverName;
     // Inbound: every request a peer sends goes to the worker (toWorker).
