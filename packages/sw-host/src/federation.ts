@@ -10,9 +10,10 @@
  *   flushes the moment a peer is back;
  * - broadcasts (room-directory gossip): out through the host's `broadcast`; what the host hears is posted to the
  *   worker (`matrix-p2p/broadcast`, which wakes a stopped worker) and handed to the core (`deliverBroadcast`);
- * - inbound: the host posts each request to the registration's active worker as a plain message (a message
- *   wakes a stopped worker, which a long-lived port cannot do); `handleInbound` in host.ts answers it with
- *   `hs.handle(request, { peer })` (the core allows federation and media only).
+ * - inbound: the host sends each request over a port the worker serves (`exposeInbound`), or, when that worker
+ *   is gone, posts it to the registration's active worker as a plain message (a message wakes a stopped worker,
+ *   which a port cannot do); `handleInbound` in host.ts answers both with `hs.handle(request, { peer })` (the
+ *   core allows federation and media only).
  *
  * Bodies cross as transferred ArrayBuffers; AbortSignals do not cross, so requests carry a timeout.
  */

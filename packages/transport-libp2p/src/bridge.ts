@@ -3,11 +3,12 @@
  * MessageChannel (comlink): the libp2p node lives in a page (Service Workers have no RTCPeerConnection), the
  * homeserver in the Service Worker.
  *
- *   worker: transportFromHost(remoteHost)  ── fetch(dest, WireRequest) ──▶  page: hostApi(node).fetch
- *   page:   serveThrough(node, forward)     ── forward(WireRequest, peer) ─▶ worker: hs.handle(deserializeRequest(r), { peer })
+ *   worker: wrapHost(port)        ── fetch / peers / onPeer / broadcast ──▶  page: exposeHost(hostApi(node), port)
+ *   page:   wrapInbound(port)     ── handle(WireRequest, peer) ──────────▶  worker: exposeInbound(handle, port)
+ *           (or, when the worker is gone: a message to the registration's active worker, which wakes it)
  *
- * Everything that crosses is structured-cloneable (strings, numbers, arrays, ArrayBuffers); pass bodies as
- * transferables (`Comlink.transfer(wire, wire.body ? [wire.body] : [])`) to avoid a copy.
+ * Everything that crosses is structured-cloneable (strings, numbers, arrays, ArrayBuffers); bodies are
+ * transferred (`withTransfer`), not copied.
  */
 import * as Comlink from 'comlink';
 import type { P2PNode, PeerStatus } from './node.ts';

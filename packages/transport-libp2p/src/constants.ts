@@ -3,7 +3,7 @@
  * `@matrix-p2p/transport-libp2p/constants`).
  */
 
-/** HTTP over libp2p streams, one stream per request (see src/http/wire.ts for the framing). */
+/** HTTP over libp2p streams, kept alive between exchanges (see src/http/wire.ts for the framing). */
 export const HTTP_PROTOCOL = '/matrix-p2p/http/1';
 
 /** The gossipsub topic pubsub-peer-discovery announces matrix-p2p nodes on (the rendezvous subscribes too). */
