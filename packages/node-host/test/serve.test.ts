@@ -156,7 +156,8 @@ describe('npm run serve: arguments', { timeout: 60_000 }, () => {
     const s = serve(['--port', '0', '--peer', 'http://127.0.0.1:1']);
     try {
       await ready(s);
-      expect(s.stderr()).toContain('peer http://127.0.0.1:1 not reachable yet');
+      // The first attempt runs in the background: its report may come after the ready line.
+      await waitFor('the peer to be reported down', () => (s.stderr().includes('peer http://127.0.0.1:1 not reachable yet') ? true : undefined), 10_000);
       process.kill(-s.child.pid!, 'SIGINT');
       await s.exited;
       await waitFor('the group to exit', () => (groupGone(s.child.pid!) ? true : undefined), 10_000);
