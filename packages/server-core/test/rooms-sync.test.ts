@@ -139,6 +139,29 @@ describe('rooms and sync on one node', () => {
     expect(state.find((e: any) => e.type === 'm.room.topic').content.topic).toBe('new');
   });
 
+  it('unread counts: messages of others after the user\'s latest own message, in full and incremental syncs alike', async () => {
+    const { alice, bob } = await twoUsers();
+    const roomId = (await alice.post('/_matrix/client/v3/createRoom', { preset: 'public_chat' })).body.room_id;
+    await bob.post(`${R(roomId)}/join`);
+    const count = (body: any) => body.rooms?.join?.[roomId]?.unread_notifications?.notification_count;
+    for (let i = 0; i < 3; i++) await alice.put(`${R(roomId)}/send/m.room.message/a${i}`, { msgtype: 'm.text', body: `a${i}` });
+    const first = (await bob.get('/_matrix/client/v3/sync')).body;
+    expect(count(first)).toBe(3);
+    // Bob answers: everything before his own message counts as read, in the incremental sync that carries it...
+    await bob.put(`${R(roomId)}/send/m.room.message/b0`, { msgtype: 'm.text', body: 'b0' });
+    const own = (await bob.get(`/_matrix/client/v3/sync?since=${first.next_batch}`)).body;
+    expect(count(own)).toBe(0);
+    // ... and after it only what others sent since counts, whether the sync is incremental or full.
+    for (let i = 3; i < 5; i++) await alice.put(`${R(roomId)}/send/m.room.message/a${i}`, { msgtype: 'm.text', body: `a${i}` });
+    const later = (await bob.get(`/_matrix/client/v3/sync?since=${own.next_batch}`)).body;
+    expect(count(later)).toBe(2);
+    await bob.put(`${R(roomId)}/send/m.room.message/b1`, { msgtype: 'm.text', body: 'b1' });
+    await alice.put(`${R(roomId)}/send/m.room.message/a5`, { msgtype: 'm.text', body: 'a5' });
+    const inc = (await bob.get(`/_matrix/client/v3/sync?since=${later.next_batch}`)).body;
+    expect(count(inc)).toBe(1);
+    expect(count((await bob.get('/_matrix/client/v3/sync')).body)).toBe(1);
+  });
+
   it('typing and receipts arrive as ephemeral events; account data and tags sync', async () => {
     const { alice, bob } = await twoUsers();
     const roomId = (await alice.post('/_matrix/client/v3/createRoom', { preset: 'public_chat' })).body.room_id;
