@@ -14,6 +14,7 @@
  *   worker → page  `matrix-p2p/need-host`        a restarted worker lost the port: attach again
  */
 import type { P2PNode, PeerStatus } from '@matrix-p2p/transport-libp2p';
+import { IDEMPOTENT } from '@matrix-p2p/transport-libp2p/constants';
 import { deserializeResponse, exposeHost, hostApi, InboundPortClosedError, serializeRequest, wrapInbound, type InboundLink, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
 import type { AnyWorkerReply } from '@matrix-p2p/sw-host/client';
 
@@ -88,7 +89,14 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
 
   /** Serve the node to the worker over a fresh port with comlink (again whenever the worker restarts). */
   let stopServing: (() => void) | undefined;
-  async function attach(n: P2PNode): Promise<void> {
+  // One attach at a time (a restarted worker's need-host and a controllerchange may come together).
+  let attaching: Promise<void> = Promise.resolve();
+  function attach(n: P2PNode): Promise<void> {
+    const next = attaching.catch(() => {}).then(() => attachNow(n));
+    attaching = next;
+    return next;
+  }
+  async function attachNow(n: P2PNode): Promise<void> {
     const ch = new MessageChannel();
     const inboundCh = new MessageChannel();
     stopServing?.();
@@ -115,7 +123,8 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
         // A copy of the body goes (the original stays here in case the request has to be posted after all).
         return await link.handle(wire.body ? { ...wire, body: wire.body.slice(0) } : wire, peer);
       } catch (e) {
-        if (!(e instanceof InboundPortClosedError)) throw e;
+        // The worker went away: post the request (which wakes a worker) if taking it twice is harmless.
+        if (!(e instanceof InboundPortClosedError) || !IDEMPOTENT.has(wire.method)) throw e;
       }
     }
     const r = await ask(registration, { type: 'matrix-p2p/inbound', peer, request: wire }, wire.body ? [wire.body] : []);

@@ -255,6 +255,9 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
       }
       case 'matrix-p2p/transport-host': {
         if (!opts.federation) throw new Error('this worker does not federate');
+        // The core listens for peers becoming reachable once it is open: the peers the host replays now
+        // (a restarted worker's first attach) must reach those listeners, so open it first.
+        await homeserver();
         // The port stays with the host: the reply goes on a second port the host sent along.
         const hostPort = ports[1];
         if (!hostPort) throw new Error('no host port');

@@ -1,5 +1,5 @@
 /** Opening the browser node's homeserver over IndexedDB: the one place that names the database. */
-import { CachingEngine, MIGRATIONS, createHomeserver, type FederationTransport } from '@matrix-p2p/server-core';
+import { CachingEngine, MIGRATIONS, createHomeserver, type FederationTransport, type Homeserver } from '@matrix-p2p/server-core';
 import { openIdbEngine } from '@matrix-p2p/store-idb';
 import type { HomeserverLike } from './host.ts';
 
@@ -11,13 +11,16 @@ export async function openIdbHomeserver(
   opts: { name?: string; log?: (e: unknown) => void; transport?: FederationTransport } = {},
 ): Promise<HomeserverLike> {
   let engine: CachingEngine | undefined;
+  let opened: Homeserver | undefined;
   const idb = await openIdbEngine({
     name: opts.name ?? DATABASE_NAME,
     migrations: MIGRATIONS,
     // Another connection (a newer build of the worker) upgrades the schema: this one closed itself;
-    // the next request opens the database again. The caches close too (they would go stale).
+    // the next request opens the database again. This homeserver stops (its timers, its queues, its
+    // directory announcements: they would go on beside the new one's) and its caches close (stale).
     onVersionChange: () => {
-      void engine?.close().catch(() => {});
+      if (opened) void opened.stop().catch(() => {});
+      else void engine?.close().catch(() => {});
       events.onClosed();
     },
   });
@@ -25,6 +28,7 @@ export async function openIdbHomeserver(
   // and events / state groups cached: most reads of a send or a /sync then need no IndexedDB transaction.
   engine = new CachingEngine(idb, { migrations: MIGRATIONS });
   const hs = await createHomeserver({ engine, openRegistration: true, log: opts.log, ...(opts.transport ? { transport: opts.transport } : {}) });
+  opened = hs;
   // The libp2p node's identity is the homeserver's signing key: the transport host asks for its seed.
   return Object.assign(hs, { nodeSeed: async () => (await hs.store.getMeta<string>('signing_seed')) ?? '' });
 }

@@ -202,9 +202,10 @@ export class InboundPortClosedError extends Error {
  * Page side of the quick inbound path. A MessagePort held by the worker is much quicker than posting each
  * request to the registration's active worker (a message to a Service Worker goes through the browser
  * process: measured 1–3 ms against 0.1–0.5 ms for a port), but it does not wake a stopped worker, and it dies
- * with the worker. The port's `close` event (fired when the other end's owner is gone) marks it dead and fails
- * the requests still in flight with InboundPortClosedError, so the caller posts them the slow way, which wakes
- * the worker. Federation requests are idempotent (transaction ids, event ids), so one sent twice is harmless.
+ * with the worker. The port's `close` event (fired when the other end's owner is gone), or no answer within the
+ * request's timeout plus `graceMs` (browsers without that event), marks it dead and fails the requests still in
+ * flight with InboundPortClosedError: the caller may post them the slow way, which wakes the worker, when
+ * sending twice is harmless (idempotent methods: the worker may have handled the first before it went).
  */
 export interface InboundLink {
   readonly alive: boolean;
@@ -212,8 +213,9 @@ export interface InboundLink {
   close(): void;
 }
 
-export function wrapInbound(port: MessagePort): InboundLink {
+export function wrapInbound(port: MessagePort, opts: { graceMs?: number; defaultTimeoutMs?: number } = {}): InboundLink {
   const remote = Comlink.wrap<InboundApi>(port);
+  const grace = opts.graceMs ?? 5_000;
   let alive = true;
   const onDead = new Set<() => void>();
   const die = () => {
@@ -230,11 +232,16 @@ export function wrapInbound(port: MessagePort): InboundLink {
     handle(request, peer) {
       if (!alive) return Promise.reject(new InboundPortClosedError('the worker port is closed'));
       let drop: () => void = () => {};
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const dead = new Promise<never>((_, reject) => {
         drop = () => reject(new InboundPortClosedError('the worker went away during the request'));
         onDead.add(drop);
+        timer = setTimeout(die, (request.timeoutMs ?? opts.defaultTimeoutMs ?? 30_000) + grace);
       });
-      return Promise.race([remote.handle(withTransfer(request), peer), dead]).finally(() => onDead.delete(drop));
+      return Promise.race([remote.handle(withTransfer(request), peer), dead]).finally(() => {
+        clearTimeout(timer);
+        onDead.delete(drop);
+      });
     },
     close() {
       die();

@@ -6,6 +6,11 @@
 /** HTTP over libp2p streams, kept alive between exchanges (see src/http/wire.ts for the framing). */
 export const HTTP_PROTOCOL = '/matrix-p2p/http/1';
 
+/** Methods a request may be sent again with when a link fails under it (RFC 9110 §9.2.2: idempotent). Matrix
+ *  federation's PUTs are (transaction and event ids); some POSTs are not (`/user/keys/claim` takes one-time
+ *  keys), so a POST is never sent twice. */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+
 /** The gossipsub topic pubsub-peer-discovery announces matrix-p2p nodes on (the rendezvous subscribes too). */
 export const DISCOVERY_TOPIC = 'matrix-p2p._peer-discovery._p2p._pubsub';
 

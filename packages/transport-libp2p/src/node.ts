@@ -24,7 +24,7 @@ import { webSockets } from '@libp2p/websockets';
 import { yamux } from '@libp2p/yamux';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
-import { DIRECTORY_TOPIC, DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, HTTP_PROTOCOL } from './constants.ts';
+import { DIRECTORY_TOPIC, DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, HTTP_PROTOCOL, IDEMPOTENT } from './constants.ts';
 import { createGater } from './gater.ts';
 import { sendRequest } from './http/client.ts';
 import { isRemotePathAllowed } from './http/policy.ts';
@@ -629,7 +629,8 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
           if (needsDial(p)) schedule(p, weDial(p) ? 0 : policy.fallbackAfterMs);
         }
         // A kept-alive stream of this connection if there is one: no data channel to open, nothing to negotiate.
-        let stream: Stream | undefined = takeIdle(conn);
+        // (Not for a request that must not be sent twice: a kept-alive stream may turn out closed under it.)
+        let stream: Stream | undefined = IDEMPOTENT.has(request.method) ? takeIdle(conn) : undefined;
         const reused = stream !== undefined;
         if (!stream) {
           tried.add(conn);
@@ -651,7 +652,8 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
         try {
           return await sendRequest(s, request, limits, { body, keepAlive: { done: (ok) => (ok ? putIdle(c, s) : undefined) } });
         } catch (e) {
-          // A reused stream may have been closed by the peer (idle) just as we sent: send again on a fresh one.
+          // A reused stream (idempotent requests only) may have been closed by the peer (idle) just as we sent:
+          // send again on a fresh one.
           if (!reused || request.signal?.aborted || e instanceof TimeoutError || attempt >= 4) throw e;
           log(`a kept-alive stream to ${destination.slice(0, 8)} failed before the answer; sending again on a fresh one`, e);
         }

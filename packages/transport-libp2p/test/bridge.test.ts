@@ -123,4 +123,16 @@ describe('bridge', () => {
     release();
     link.close();
   });
+
+  it('the quick inbound path gives up on a worker that does not answer in time (no close event)', async () => {
+    const { port1, port2 } = new MessageChannel();
+    port2.start(); // a worker that takes requests and never answers
+    const link = wrapInbound(port1, { graceMs: 20 });
+    const t0 = Date.now();
+    await expect(link.handle({ method: 'PUT', url: 'http://x/_matrix/federation/v1/send/1', headers: [], body: null, timeoutMs: 50 }, 'd'.repeat(64))).rejects.toBeInstanceOf(InboundPortClosedError);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(60);
+    expect(link.alive).toBe(false);
+    link.close();
+    port2.close();
+  });
 });

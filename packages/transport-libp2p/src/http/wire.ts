@@ -21,9 +21,10 @@
  * instead of opening a new one (a new stream costs a data channel and a protocol negotiation). The requester
  * closes its writable end when it has nothing more to send; the responder then closes its own. A responder
  * closes a stream that stays idle between exchanges for `keepAliveIdleMs`; a requester must not reuse a
- * stream whose remote end is closed, and may retry a request on a fresh stream when a reused stream closes
- * before the response HEAD (Matrix federation requests are idempotent: transactions have ids). Many streams
- * run side by side on one connection.
+ * stream whose remote end is closed. A reused stream may close under a request before the response HEAD (the
+ * responder closed it idle as the request went out), so requesters send only idempotent requests (GET, PUT...)
+ * on reused streams, and send such a request again on a fresh stream when that happens; a request that must
+ * not be sent twice (POST) always gets a fresh stream. Many streams run side by side on one connection.
  *
  * No dependency on libp2p here beyond the `MessageStream` shape, so this runs over anything stream-like.
  */
