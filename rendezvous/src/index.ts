@@ -5,9 +5,9 @@
  * who is online, and relays bytes it cannot read (noise end to end) until WebRTC is up.
  */
 import { installShims } from '@matrix-p2p/transport-libp2p/shims';
-import { DEFAULT_RENDEZVOUS_PORT, DIRECTORY_TOPIC, DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, type RendezvousInfo } from '@matrix-p2p/transport-libp2p/constants';
+import { broadcastValidator, DEFAULT_RENDEZVOUS_PORT, DIRECTORY_TOPIC, DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, type RendezvousInfo } from '@matrix-p2p/transport-libp2p/constants';
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2';
-import { gossipsub } from '@libp2p/gossipsub';
+import { gossipsub, TopicValidatorResult } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
 import type { Libp2p } from '@libp2p/interface';
 import { noise } from '@libp2p/noise';
@@ -102,7 +102,9 @@ export async function startRendezvous(opts: RendezvousOptions = {}): Promise<Ren
     },
   });
   // Carry the room-directory gossip too (the nodes check the announcements; the rendezvous only forwards them).
-  (node.services.pubsub as { subscribe(topic: string): void }).subscribe(DIRECTORY_TOPIC);
+  const pubsub = node.services.pubsub;
+  pubsub.topicValidators.set(DIRECTORY_TOPIC, (peer, msg) => (broadcastValidator(peer, msg) === 'accept' ? TopicValidatorResult.Accept : TopicValidatorResult.Reject));
+  pubsub.subscribe(DIRECTORY_TOPIC);
   const peerId = node.peerId.toString();
   const multiaddrs = () => node.getMultiaddrs().map((m) => m.toString());
   const info = (): RendezvousInfo => ({ peerId, multiaddrs: multiaddrs() });

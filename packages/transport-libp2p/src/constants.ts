@@ -18,6 +18,15 @@ export const DISCOVERY_TOPIC = 'matrix-p2p._peer-discovery._p2p._pubsub';
  *  too, so the gossip flows through it; server-core's PeerDirectory checks every message). */
 export const DIRECTORY_TOPIC = 'matrix-p2p.directory/1';
 
+/** Largest message gossiped on the broadcast topic: bigger ones are refused (not delivered, not forwarded) by
+ *  every node and the rendezvous (server-core refuses announcements over 64 KiB anyway). */
+export const MAX_BROADCAST_BYTES = 64 * 1024;
+
+/** The gossipsub validator of the broadcast topic: refuses what is too big to be an announcement. */
+export function broadcastValidator(_peer: unknown, message: { data: Uint8Array }): 'accept' | 'reject' {
+  return message.data.byteLength <= MAX_BROADCAST_BYTES ? 'accept' : 'reject';
+}
+
 /** Gossipsub parameters for small meshes (2–10 peers), measured in shared/notes/browser-p2p.md. */
 export const GOSSIPSUB_OPTIONS = {
   D: 4,

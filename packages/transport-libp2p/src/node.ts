@@ -24,7 +24,7 @@ import { webSockets } from '@libp2p/websockets';
 import { yamux } from '@libp2p/yamux';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
-import { DIRECTORY_TOPIC, DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, HTTP_PROTOCOL, IDEMPOTENT } from './constants.ts';
+import { broadcastValidator, DIRECTORY_TOPIC, DISCOVERY_TOPIC, GOSSIPSUB_OPTIONS, HTTP_PROTOCOL, IDEMPOTENT } from './constants.ts';
 import { createGater } from './gater.ts';
 import { sendRequest } from './http/client.ts';
 import { isRemotePathAllowed } from './http/policy.ts';
@@ -162,6 +162,7 @@ export interface P2PNode {
 /** What we use of gossipsub. */
 interface PubSubLike {
   subscribe(topic: string): void;
+  topicValidators: Map<string, typeof broadcastValidator>;
   publish(topic: string, data: Uint8Array): Promise<unknown>;
 }
 
@@ -569,6 +570,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
 
       // The broadcast topic (room-directory announcements): subscribe, and pass each message on.
       const pubsub = (n.services as Record<string, unknown>).pubsub as PubSubLike;
+      pubsub.topicValidators.set(broadcastTopic, broadcastValidator);
       on(pubsub as unknown as EventTarget, 'message', (evt) => {
         const m = evt.detail as { topic: string; data: Uint8Array; from?: PeerId };
         if (m.topic !== broadcastTopic || (m.from && m.from.equals(peerId))) return;

@@ -10,7 +10,7 @@ import { createMemoryHomeserver, decodeBase64, type FederationTransport } from '
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRendezvous, type Rendezvous } from '../../../rendezvous/src/index.ts';
 import { DEFAULT_RENDEZVOUS_PORT, createP2PNode, findRendezvous, serveHomeserver, transportFromNode, type P2PNode } from '../src/index.ts';
-import { HTTP_PROTOCOL } from '../src/constants.ts';
+import { HTTP_PROTOCOL, MAX_BROADCAST_BYTES } from '../src/constants.ts';
 import { enc, TestClient } from '../../server-core/test/helpers/hs.ts';
 
 async function waitFor<T>(fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000, what = 'condition'): Promise<T> {
@@ -227,6 +227,24 @@ describe('room-directory gossip over libp2p', () => {
     await Promise.all([A.p2p.stop(), B.p2p.stop()]);
     await A.hs.stop();
     await B.hs.stop();
+  });
+});
+
+describe('the broadcast topic', () => {
+  it('carries messages to every node through the rendezvous, and refuses ones too big to be an announcement', async () => {
+    const a = await node(41);
+    const b = await node(42);
+    const heard: number[] = [];
+    b.on('broadcast', ({ message }) => heard.push(message.byteLength));
+    await a.start();
+    await b.start();
+    await waitFor(() => a.rendezvousConnected() && b.rendezvousConnected(), 15_000, 'both on the rendezvous');
+    // The mesh forms over a heartbeat or two: repeat a small message until it arrives.
+    await waitFor(async () => (await a.broadcast(new Uint8Array(10)), heard.includes(10)), 15_000, 'a small broadcast to arrive');
+    await a.broadcast(new Uint8Array(MAX_BROADCAST_BYTES + 1));
+    await a.broadcast(new Uint8Array(11));
+    await waitFor(() => heard.includes(11), 10_000, 'the next small broadcast');
+    expect(heard).not.toContain(MAX_BROADCAST_BYTES + 1);
   });
 });
 
