@@ -46,6 +46,33 @@ async function node(n: number, extra: Partial<Parameters<typeof createP2PNode>[0
   return p;
 }
 
+/**
+ * A memory homeserver federating over a libp2p node made from its own key (meta.signing_seed): the node can only
+ * be made once the homeserver exists, so its transport is bound late (listeners registered meanwhile are passed on).
+ */
+async function homeserverOverLibp2p(opts: Omit<Parameters<typeof createMemoryHomeserver>[0] & object, 'transport'> = {}) {
+  let p2p: P2PNode | undefined;
+  const reach: ((name: string) => void)[] = [];
+  const hear: ((m: Uint8Array) => void)[] = [];
+  const transport: FederationTransport = {
+    fetch: (d, r) => (p2p ? p2p.request(d, r) : Promise.reject(new Error('not started'))),
+    onPeerReachable: (l) => void reach.push(l),
+    broadcast: async (m) => p2p?.broadcast(m),
+    onBroadcast: (l) => void hear.push(l),
+  };
+  const hs = await createMemoryHomeserver({ ...opts, transport });
+  const seedB64 = await hs.store.getMeta<string>('signing_seed');
+  p2p = await createP2PNode({ seed: decodeBase64(seedB64!), rendezvousAddrs: rv.multiaddrs, ...FAST });
+  nodes.push(p2p);
+  expect(p2p.serverName).toBe(hs.serverName);
+  const real = transportFromNode(p2p);
+  for (const l of reach) real.onPeerReachable!(l);
+  for (const l of hear) real.onBroadcast!(l);
+  serveHomeserver(p2p, hs);
+  await p2p.start();
+  return { hs, p2p };
+}
+
 describe('rendezvous', () => {
   it('serves its multiaddrs on the websocket port, with CORS; a restart with the same key file keeps its PeerId', async () => {
     expect(rv.keyCreated).toBe(true);
@@ -142,25 +169,7 @@ describe('a rendezvous that restarts', () => {
 
 describe('two homeservers federating over libp2p', () => {
   it('a user joins a room on the other server and they chat both ways', async () => {
-    // The homeserver owns its key (meta.signing_seed); the node is made from it, so the transport is bound late.
-    const make = async () => {
-      let p2p: P2PNode | undefined;
-      const pending: ((name: string) => void)[] = [];
-      const transport: FederationTransport = {
-        fetch: (d, r) => (p2p ? p2p.request(d, r) : Promise.reject(new Error('not started'))),
-        onPeerReachable: (l) => void pending.push(l),
-      };
-      const hs = await createMemoryHomeserver({ transport });
-      const seedB64 = await hs.store.getMeta<string>('signing_seed');
-      p2p = await createP2PNode({ seed: decodeBase64(seedB64!), rendezvousAddrs: rv.multiaddrs, ...FAST });
-      nodes.push(p2p);
-      expect(p2p.serverName).toBe(hs.serverName);
-      const real = transportFromNode(p2p);
-      for (const l of pending) real.onPeerReachable!(l);
-      serveHomeserver(p2p, hs);
-      await p2p.start();
-      return { hs, p2p };
-    };
+    const make = () => homeserverOverLibp2p();
     const A = await make();
     const B = await make();
     await waitFor(() => A.p2p.peers().some((p) => p.serverName === B.hs.serverName), 15_000, 'A to reach B');
@@ -192,27 +201,7 @@ describe('two homeservers federating over libp2p', () => {
 
 describe('room-directory gossip over libp2p', () => {
   it('a public room one node lists reaches the other through the broadcast topic, signed and checked', async () => {
-    const make = async () => {
-      let p2p: P2PNode | undefined;
-      const reach: ((name: string) => void)[] = [];
-      const hear: ((m: Uint8Array) => void)[] = [];
-      const transport: FederationTransport = {
-        fetch: (d, r) => (p2p ? p2p.request(d, r) : Promise.reject(new Error('not started'))),
-        onPeerReachable: (l) => void reach.push(l),
-        broadcast: async (m) => p2p?.broadcast(m),
-        onBroadcast: (l) => void hear.push(l),
-      };
-      const hs = await createMemoryHomeserver({ transport, peerDirectory: { refreshMs: 500 } });
-      const seedB64 = await hs.store.getMeta<string>('signing_seed');
-      p2p = await createP2PNode({ seed: decodeBase64(seedB64!), rendezvousAddrs: rv.multiaddrs, ...FAST });
-      nodes.push(p2p);
-      const real = transportFromNode(p2p);
-      for (const l of reach) real.onPeerReachable!(l);
-      for (const l of hear) real.onBroadcast!(l);
-      serveHomeserver(p2p, hs);
-      await p2p.start();
-      return { hs, p2p };
-    };
+    const make = () => homeserverOverLibp2p({ peerDirectory: { refreshMs: 500 } });
     const A = await make();
     const B = await make();
     await waitFor(() => A.p2p.peers().some((p) => p.serverName === B.hs.serverName), 15_000, 'A to reach B');
