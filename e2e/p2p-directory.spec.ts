@@ -6,20 +6,11 @@
  *   C opens, finds the room in its aggregated directory (pulled from B, gossiped after), searches it by a
  *   word of its topic, joins it through B, and chats with B; A's listing disappears after the timeout.
  */
-import { createRoom, expect, mx, ok, register, send, sync, test, type Session } from './fixtures.ts';
-import { AppBrowsers, arrives, startP2PEnv, transport, type P2PEnv } from './p2p.ts';
+import { createRoom, expect, mx, ok, register, send, sync, type Session } from './fixtures.ts';
+import { arrives, p2pTest, transport } from './p2p.ts';
 import type { Page } from '@playwright/test';
 
-test.describe.configure({ mode: 'serial' });
-
-let env: P2PEnv | undefined;
-const browsers = new AppBrowsers();
-
-test.afterEach(async () => {
-  await browsers.closeAll();
-  await env?.close();
-  env = undefined;
-});
+p2pTest.describe.configure({ mode: 'serial' });
 
 type Chunk = { room_id: string; name?: string; topic?: string; canonical_alias?: string; num_joined_members: number; 'org.matrix_p2p.servers'?: string[]; 'org.matrix_p2p.aliases'?: string[] };
 
@@ -27,9 +18,9 @@ async function publicRooms(page: Page, s: Session, body: Record<string, unknown>
   return ok(mx(page, 'POST', '/_matrix/client/v3/publicRooms', { token: s.token, body })) as never;
 }
 
-test('a room stays findable and joinable through whoever is in it: auto-published aliases and the peer directory', async () => {
-  test.setTimeout(180_000);
-  env = await startP2PEnv('p2p-directory');
+p2pTest('a room stays findable and joinable through whoever is in it: auto-published aliases and the peer directory', async ({ p2p: env }) => {
+  p2pTest.setTimeout(180_000);
+  const browsers = env.apps;
   const [a, b] = await Promise.all([browsers.launch(env.url), browsers.launch(env.url)]);
   const [A, B] = await Promise.all([transport.serverName(a.page), transport.serverName(b.page)]);
   const [alice, bob] = await Promise.all([register(a.page, 'alice'), register(b.page, 'bob')]);

@@ -5,24 +5,14 @@
  * ways into each side's /sync, and keep flowing once the rendezvous is gone. Inside the suite's loopback-only
  * network namespace. Figures are printed.
  */
-import { AppBrowsers, arrives, startP2PEnv, transport, waitDirect, type P2PEnv } from './p2p.ts';
-import { createRoom, expect, messagesIn, mx, ok, register, send, stopWorkers, sync, test, workerStatus } from './fixtures.ts';
+import { arrives, p2pTest, transport, waitDirect } from './p2p.ts';
+import { createRoom, expect, messagesIn, mx, ok, register, send, stopWorkers, sync, workerStatus } from './fixtures.ts';
 
-test.describe.configure({ mode: 'serial' });
+p2pTest.describe.configure({ mode: 'serial' });
 
-let env: P2PEnv | undefined;
-const apps = new AppBrowsers();
-
-test.afterEach(async () => {
-  await apps.closeAll();
-  await env?.close();
-  env = undefined;
-});
-
-test('two browsers federate over direct WebRTC: join by alias, chat both ways, and keep chatting without the rendezvous', async () => {
-  test.setTimeout(180_000);
-  env = await startP2PEnv('p2p-federation');
-  const { rendezvous } = env;
+p2pTest('two browsers federate over direct WebRTC: join by alias, chat both ways, and keep chatting without the rendezvous', async ({ p2p: env }) => {
+  p2pTest.setTimeout(180_000);
+  const { rendezvous, apps } = env;
 
   const t0 = Date.now();
   const [a, b] = (await Promise.all([apps.launch(env.url), apps.launch(env.url)])).map((x) => x.page);

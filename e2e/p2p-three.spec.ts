@@ -16,19 +16,10 @@
  */
 import type { Page } from '@playwright/test';
 import { join } from 'node:path';
-import { AppBrowsers, arrives, startP2PEnv, transport, waitTransportHost, type AppBrowser, type P2PEnv } from './p2p.ts';
-import { allMessages, createRoom, expect, messagesIn, mx, ok, register, send, sync, test, waitControlled, type Session } from './fixtures.ts';
+import { arrives, p2pTest, transport, waitTransportHost, type AppBrowser } from './p2p.ts';
+import { allMessages, createRoom, expect, messagesIn, mx, ok, register, send, sync, waitControlled, type Session } from './fixtures.ts';
 
-test.describe.configure({ mode: 'serial' });
-
-let env: P2PEnv | undefined;
-const apps = new AppBrowsers();
-
-test.afterEach(async () => {
-  await apps.closeAll();
-  await env?.close();
-  env = undefined;
-});
+p2pTest.describe.configure({ mode: 'serial' });
 
 const enc = encodeURIComponent;
 /** A /sync filter whose timelines hold every event of these short runs (the default limit is 10). */
@@ -92,9 +83,10 @@ function stored(page: Page, eventId: string): Promise<boolean> {
   }, eventId);
 }
 
-test('three browsers: one closed and reopened catches up in order, invites across browsers, leave, reload keeps history', async () => {
-  test.setTimeout(150_000);
-  const e = (env = await startP2PEnv('p2p-three'));
+p2pTest('three browsers: one closed and reopened catches up in order, invites across browsers, leave, reload keeps history', async ({ p2p }) => {
+  p2pTest.setTimeout(150_000);
+  const e = p2p;
+  const apps = p2p.apps;
   const profileC = join(e.dir, 'profile-c');
   const t0 = Date.now();
   const lap = (() => {

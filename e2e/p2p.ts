@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { serveStatic, type StaticServer } from '../scripts/static-server.mjs';
 import { startRendezvousProcess, type RendezvousProcess } from '../packages/transport-libp2p/test-page/harness.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './playwright.config.ts';
-import { E2E_DIR, expect, messagesIn, openApp, sync, waitControlled, WEB_DIR, type Session } from './fixtures.ts';
+import { basename } from 'node:path';
+import { E2E_DIR, expect, messagesIn, openApp, sync, test, waitControlled, WEB_DIR, type Session } from './fixtures.ts';
 
 export interface P2PEnv {
   rendezvous: RendezvousProcess;
@@ -147,3 +148,21 @@ export function quantiles(values: number[]): { n: number; p50: number; p90: numb
   const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
   return { n: s.length, min: s[0] ?? NaN, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: s[s.length - 1] ?? NaN };
 }
+
+/**
+ * The test fixture of the specs where browsers federate: `p2p` is a fresh environment (rendezvous process and
+ * static server) with `p2p.apps`, the test's browsers; both are torn down after the test, whatever happened.
+ */
+export const p2pTest = test.extend<{ p2p: P2PEnv & { apps: AppBrowsers } }>({
+  p2p: async ({}, use, testInfo) => {
+    const env = await startP2PEnv(basename(testInfo.file).replace(/\.spec\.ts$/, ''));
+    const apps = new AppBrowsers();
+    try {
+      await use(Object.assign(env, { apps }));
+    } finally {
+      await apps.closeAll();
+      await env.close();
+    }
+  },
+});
+
