@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  canonicalJsonBytes, checkAnnouncement, checkAnnouncementBytes, directoryAnnouncement, encodeAnnouncement, MAX_ANNOUNCED_ROOMS, randomSeed,
-  signJson, signingKeyFromSeed, type AnnouncedRoom, type JsonObject, type SigningKey,
+  announcedRoomProblem, canonicalJsonBytes, checkAnnouncement, checkAnnouncementBytes, directoryAnnouncement, encodeAnnouncement, MAX_ANNOUNCED_ROOMS,
+  parseAnnouncement, randomSeed, sanitizeAnnouncedRoom, signJson, signingKeyFromSeed, verifyAnnouncement, type AnnouncedRoom, type JsonObject, type SigningKey,
 } from '../src/kernel/index.ts';
 import { serverNameOf } from '../src/homeserver.ts';
 import { publicKeyOfServer } from '../src/federation/x-matrix.ts';
@@ -74,7 +74,8 @@ describe('directory announcements', () => {
   it('refuses aliases on another server, even signed by the origin', async () => {
     const a = await node();
     const b = await node();
-    for (const aliases of [[`#cheese:${b.name}`], [`#cheese:${a.name}`, `#cheese:${b.name}`], [`#x:${a.name}.evil`], [`#cheese:${a.name}x`]]) {
+    // (`#x:foo:<origin>` ends with `:<origin>` but its server is `foo:<origin>`.)
+    for (const aliases of [[`#cheese:${b.name}`], [`#cheese:${a.name}`, `#cheese:${b.name}`], [`#x:${a.name}.evil`], [`#cheese:${a.name}x`], [`#x:foo:${a.name}`]]) {
       const v = await checkAnnouncement(await signed(a, [room(a.name, { aliases })]), opts);
       expect(v.ok, aliases.join()).toBe(false);
       expect(!v.ok && v.reason).toMatch(/not on the announcing server|invalid alias/);
@@ -132,5 +133,45 @@ describe('directory announcements', () => {
     for (const bytes of [new TextEncoder().encode('{"a":'), new Uint8Array([0xff, 0xfe, 0x7b, 0x7d]), new TextEncoder().encode('{"x":1.5}')]) {
       expect(await checkAnnouncementBytes(bytes, opts)).toMatchObject({ ok: false });
     }
+  });
+
+  it('parses and checks the cheap parts first: the signature is verified separately', async () => {
+    const a = await node();
+    const good = await signed(a, [room(a.name)]);
+    const broken = { ...good, signatures: { [a.name]: { 'ed25519:p2p': 'A'.repeat(86) } } };
+    // Parsing does not look at the signature: origin and ts are known before the expensive check.
+    const p = parseAnnouncement(broken, opts);
+    expect(p.ok && [p.announcement.origin, p.announcement.ts, p.bytes.length]).toEqual([a.name, NOW, canonicalJsonBytes(broken).length]);
+    expect(p.ok && (await verifyAnnouncement(p))).toEqual({ ok: false, reason: 'no valid signature by the origin' });
+    const q = parseAnnouncement(good, opts);
+    expect(q.ok && (await verifyAnnouncement(q)).ok).toBe(true);
+    expect(parseAnnouncement({ ...good, ts: NOW - 20_001 }, opts)).toEqual({ ok: false, reason: 'too old' });
+  });
+
+  it('exports the per-room check, and a sanitizer a sender uses so that one odd room cannot sink its whole announcement', async () => {
+    const a = await node();
+    const b = await node();
+    const odd = room(a.name, { join_rule: 'x'.repeat(300) });
+    expect(announcedRoomProblem(odd, a.name)).toMatch(/join_rule/);
+    expect(announcedRoomProblem(room(a.name), a.name)).toBeUndefined();
+    // A room whose required fields cannot be announced is dropped; optional fields are clipped or left out.
+    expect(sanitizeAnnouncedRoom(odd, a.name)).toBeUndefined();
+    expect(sanitizeAnnouncedRoom(room(a.name, { room_id: '!has space' }), a.name)).toBeUndefined();
+    const messy = room(a.name, {
+      name: 'n'.repeat(2000), topic: '\u{1F600}'.repeat(3000), avatar_url: 'https://x', room_type: 't'.repeat(300), canonical_alias: '#bad alias:x',
+      aliases: [`#ok:${a.name}`, `#ok:${a.name}`, `#theirs:${b.name}`, `#x:foo:${a.name}`, '#sp ace:' + a.name, ...Array.from({ length: 20 }, (_, i) => `#a${i}:${a.name}`)],
+    });
+    const clean = sanitizeAnnouncedRoom(messy, a.name)!;
+    expect(announcedRoomProblem(clean, a.name)).toBeUndefined();
+    expect(clean.name).toHaveLength(1024);
+    expect(clean.topic!.length).toBeLessThanOrEqual(4096);
+    expect(clean.topic!.endsWith('\u{1F600}')).toBe(true);
+    expect([clean.avatar_url, clean.room_type, clean.canonical_alias]).toEqual([undefined, undefined, undefined]);
+    expect(clean.aliases[0]).toBe(`#ok:${a.name}`);
+    expect(clean.aliases).toHaveLength(16);
+    expect(new Set(clean.aliases).size).toBe(16);
+    expect(clean.aliases.every((x) => x.endsWith(`:${a.name}`) && !x.includes('foo') && !x.includes(' '))).toBe(true);
+    // An announcement of sanitized rooms passes.
+    expect((await checkAnnouncement(await signed(a, [clean]), opts)).ok).toBe(true);
   });
 });

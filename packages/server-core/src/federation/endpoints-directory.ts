@@ -5,6 +5,7 @@
  * authenticated like every federation endpoint; each announcement is checked by the receiver.
  */
 import { endpoint, type AnyEndpoint } from '../api/endpoint.ts';
+import { CORS_HEADERS } from '../api/router.ts';
 import { PEER_DIRECTORY_PATH } from '../services/peer-directory.ts';
 
 /** The nearest spec section: a server's published room directory, for other servers. */
@@ -13,6 +14,7 @@ const SS = 'https://spec.matrix.org/latest/server-server-api';
 export const directoryFederationEndpoints: AnyEndpoint[] = [
   endpoint({
     method: 'GET', path: PEER_DIRECTORY_PATH, auth: 'server', spec: `${SS}/#published-room-directory`,
-    handler: ({ hs }) => hs.peerDirectory.pullAnswer(),
+    // The announcements are held as signed bytes: passed on as they are, not parsed and encoded again.
+    handler: async ({ hs }) => new Response(await hs.peerDirectory.pullAnswer(), { headers: { 'content-type': 'application/json', ...CORS_HEADERS } }),
   }),
 ];

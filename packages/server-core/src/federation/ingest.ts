@@ -446,8 +446,10 @@ export class Ingester {
     const pos = await b.commit();
     this.rememberStateAfter(eventId, afterGroup);
     hs.notifier.notify(pos);
-    // A remote kick, ban or join of one of our users: the peer directory may (un)publish the room.
+    // A remote kick, ban or join of one of our users: the peer directory may (un)publish the room; any change
+    // of what the directory says about the room is announced.
     if (pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && hs.isLocal(pdu.state_key)) hs.peerDirectory.membershipChanged(room.roomId);
+    if (typeof pdu.state_key === 'string') hs.peerDirectory.roomStateChanged(room.roomId, pdu.type);
   }
 
   /** Apply a received redaction when its sender may (rooms/v3 "Handling redactions"). */

@@ -42,15 +42,6 @@ export async function lookupRemoteAlias(hs: Homeserver, alias: string): Promise<
   return { room_id: res.room_id, servers: [...new Set(servers)] };
 }
 
-/** Resolve a remote alias with `GET /query/directory`; undefined when it does not exist or cannot be reached. */
-export async function queryRemoteAlias(hs: Homeserver, alias: string): Promise<{ room_id: string; servers: string[] } | undefined> {
-  try {
-    return await lookupRemoteAlias(hs, alias);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The profile fields a client gets of a remote user: string values only (null means unset). */
 function cleanProfile(res: JsonObject): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {};

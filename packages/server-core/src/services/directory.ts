@@ -9,7 +9,7 @@ import { roomVersion } from '../kernel/room-versions.ts';
 import type { JsonObject, PDU } from '../kernel/types.ts';
 import type { Homeserver } from '../homeserver.ts';
 import type { AliasRecord } from '../store/rooms.ts';
-import { isRoomAlias, randomId, serverOf } from '../util/ids.ts';
+import { hasSpaceOrControl, isRoomAlias, randomId, serverOf } from '../util/ids.ts';
 import { lookupRemoteAlias } from '../federation/queries.ts';
 
 /** One entry of a `/publicRooms` response (spec: PublishedRoomsChunk). */
@@ -174,36 +174,46 @@ function paginate<E extends PublicRoomsChunk>(entries: E[], limitParam: number |
 /** A room of the aggregated directory as a client sees it: the spec fields, plus the aliases and the nodes to join through. */
 export type AggregatedPublicRoomsChunk = PublicRoomsChunk & { 'org.matrix_p2p.aliases': string[]; 'org.matrix_p2p.servers': string[] };
 
+/** Whether a local user is joined to the room. */
+async function hasLocalMember(hs: Homeserver, roomId: string): Promise<boolean> {
+  if (!(await hs.store.rooms.room(roomId))) return false;
+  return (await hs.store.rooms.membersOfRoom(roomId, 'join')).some((m) => hs.isLocal(m.userId));
+}
+
 /**
  * The directory of every active node (issue #7): our published rooms and those other nodes announce
- * (services/peer-directory.ts), one entry per room. For a room we publish, our own view of its state
- * wins; for the others, the most recent announcement's. Filtered, ordered and paginated as the local
- * directory (spec: client-server API, "Published room directory": the server chooses the order;
- * largest first, as before v1.19).
+ * (services/peer-directory.ts), one entry per room. A room we publish or a local user is in is
+ * described from our own state (name, topic, canonical alias, member count...: what other nodes say
+ * of it is not needed, and may be made up); the others as the peer directory merges them. Filtered,
+ * ordered and paginated as the local directory (spec: client-server API, "Published room directory":
+ * the server chooses the order; largest first, as before v1.19).
  */
 export async function aggregatedPublicRooms(hs: Homeserver, q: PublicRoomsQuery = {}): Promise<PublicRoomsResponse> {
   const since = parseSince(q.since);
   const remote = hs.peerDirectory.remoteEntries();
-  const published = await hs.store.rooms.publishedRooms();
+  const published = new Set((await hs.store.rooms.publishedRooms()).map((r) => r.roomId));
+  // Rooms other nodes list that a local user is in: our state describes them (and hides them if it makes them unlisted).
+  const joined = new Set<string>();
+  for (const id of remote.keys()) if (!published.has(id) && (await hasLocalMember(hs, id))) joined.add(id);
+  const ours = [...published, ...joined];
   const merged = new Map<string, AggregatedPublicRoomsChunk>();
   const localAlt = new Map<string, string[]>();
-  for (const e of (await publicRoomsChunk(hs, published.map((r) => r.roomId))).filter(isListable)) {
-    const [aliases, members, alt] = await Promise.all([
-      hs.store.rooms.aliasesOfRoom(e.room_id), hs.store.rooms.membersOfRoom(e.room_id, 'join'), altAliasesOf(hs, e.room_id),
+  for (const e of (await publicRoomsChunk(hs, ours)).filter(isListable)) {
+    const isPublished = published.has(e.room_id);
+    const [aliases, local, alt] = await Promise.all([
+      isPublished ? hs.store.rooms.aliasesOfRoom(e.room_id) : [], hasLocalMember(hs, e.room_id), altAliasesOf(hs, e.room_id),
     ]);
     const r = remote.get(e.room_id);
-    const servers = members.some((m) => hs.isLocal(m.userId)) ? [hs.serverName] : [];
     const entry: AggregatedPublicRoomsChunk = {
       ...e,
-      num_joined_members: Math.max(e.num_joined_members, r?.num_joined_members ?? 0),
       'org.matrix_p2p.aliases': [...new Set([...aliases.map((a) => a.alias).sort(), ...(r?.aliases ?? [])])],
-      'org.matrix_p2p.servers': [...new Set([...servers, ...(r?.servers ?? [])])],
+      'org.matrix_p2p.servers': [...new Set([...(local ? [hs.serverName] : []), ...(r?.servers ?? [])])],
     };
     merged.set(e.room_id, entry);
     localAlt.set(e.room_id, alt);
   }
   for (const r of remote.values()) {
-    if (merged.has(r.room_id)) continue;
+    if (merged.has(r.room_id) || joined.has(r.room_id)) continue;
     const { aliases, servers, ...chunk } = r;
     const entry: AggregatedPublicRoomsChunk = { ...chunk, 'org.matrix_p2p.aliases': aliases, 'org.matrix_p2p.servers': servers };
     if (isListable(entry)) merged.set(r.room_id, entry);
@@ -214,7 +224,7 @@ export async function aggregatedPublicRooms(hs: Homeserver, q: PublicRoomsQuery 
 
 /** A room alias: `#localpart:server`, at most 255 characters, no whitespace or control characters (400 M_INVALID_PARAM otherwise). */
 export function checkAliasSyntax(alias: string): void {
-  if (!isRoomAlias(alias) || /[\s\x00-\x1f\x7f]/.test(alias)) throw invalidParam('Room alias invalid');
+  if (!isRoomAlias(alias) || hasSpaceOrControl(alias)) throw invalidParam('Room alias invalid');
 }
 
 /** A local alias as a client may create it: a valid alias on this server. */
@@ -277,6 +287,12 @@ export async function deleteAlias(hs: Homeserver, userId: string, alias: string)
     if (!cur) throw notFound(`Room alias ${alias} not found.`);
     const b = hs.store.batch();
     b.delete('aliases', alias);
+    // The auto alias deleted by a user: auto-publishing never makes one again for the room.
+    const auto = await hs.store.getMeta<AutoPublished>(autoKey(cur.roomId));
+    if (auto?.alias === alias) {
+      const { alias: _gone, ...rest } = auto;
+      putAuto(b, cur.roomId, auto, { ...rest, noAlias: true });
+    }
     await b.commit();
   });
   hs.peerDirectory.localDirectoryChanged();
@@ -308,13 +324,19 @@ export async function setRoomVisibility(hs: Homeserver, userId: string, roomId: 
     // Re-read under the lock: the room record also carries extremities that room writes update.
     const room = await hs.store.rooms.room(roomId);
     if (!room) throw notFound('Room not found');
-    if ((room.published === 1) === (visibility === 'public')) return;
-    const next = { ...room };
-    if (visibility === 'public') next.published = 1;
-    else delete next.published;
     const b = hs.store.batch();
-    b.put('rooms', next);
-    await b.commit();
+    if ((room.published === 1) !== (visibility === 'public')) {
+      const next = { ...room };
+      if (visibility === 'public') next.published = 1;
+      else delete next.published;
+      b.put('rooms', next);
+    }
+    // A user's choice stands: unlisting opts the room out of auto-listing for good (even if it was not
+    // listed yet); listing makes the listing the user's (it stays when our last user leaves).
+    const auto = await hs.store.getMeta<AutoPublished>(autoKey(roomId));
+    const { listed: _l, noListing: _n, ...rest } = auto ?? {};
+    putAuto(b, roomId, auto, visibility === 'private' ? { ...rest, noListing: true } : rest);
+    if (b.ops.length) await b.commit();
   });
   hs.peerDirectory.localDirectoryChanged();
 }
@@ -340,17 +362,35 @@ export async function resolveRemoteAlias(hs: Homeserver, alias: string): Promise
 
 // --- auto-publishing (issue #7) -------------------------------------------------------------------------
 
-/** What auto-publishing did for a room, so it can be undone (kept in `meta`, one record per room). */
+/**
+ * What auto-publishing knows of a room (kept in `meta`, one record per room): what it added, so it can
+ * be undone; the user's opt-outs, so it never redoes what a user undid; whether a local user was
+ * joined when it last looked, so it acts on changes of that only (a display name change is no join).
+ */
 interface AutoPublished {
+  /** Some local user was joined at the last reconciliation. */
+  joined?: boolean;
   /** The alias we created. */
   alias?: string;
   /** Whether we set the room's directory visibility to public. */
   listed?: boolean;
+  /** A user set the room's visibility to private: never list it. */
+  noListing?: boolean;
+  /** A user deleted the auto alias: never make one. */
+  noAlias?: boolean;
 }
 const autoKey = (roomId: string) => `directory_auto:${roomId}`;
 
+/** Stage the auto-publishing record of a room going from `cur` to `next` (deleted when empty; nothing when unchanged). */
+function putAuto(b: ReturnType<Homeserver['store']['batch']>, roomId: string, cur: AutoPublished | undefined, next: AutoPublished): void {
+  const clean = Object.fromEntries(Object.entries(next).filter(([, v]) => v !== undefined && v !== false)) as AutoPublished;
+  if (JSON.stringify(clean) === JSON.stringify(cur ?? {})) return;
+  if (Object.keys(clean).length) b.put('meta', { key: autoKey(roomId), value: clean });
+  else if (cur) b.delete('meta', autoKey(roomId));
+}
+
 export interface ReconcileResult {
-  /** An alias or the listing was added or removed. */
+  /** An alias or the listing was added or removed, or the room entered or left our announcement. */
   changed: boolean;
   /** Our users are in the public room but nobody lists it yet: try again when a node does. */
   waiting: boolean;
@@ -359,62 +399,78 @@ export interface ReconcileResult {
 }
 
 /**
- * Auto-publishing of a room after a local membership change (issue #7). While a local user is joined
- * to a room whose join rule is `public` and that is listed (in our directory, or by another node),
- * the room has a local alias `#<name>:<us>` and is in our published directory, so it can be found and
- * joined through us. When our last user leaves, what was added here is removed (a listing or alias a
- * user made stays). The spec leaves directory policy to servers (client-server API, "Published room
- * directory": servers MAY apply additional filters; aliases: "Room aliases").
+ * Auto-publishing of a room after a local membership change (issue #7). It acts when local
+ * joined-ness changes (some local user joined ⇄ none), or with `listed` when a room it was waiting
+ * for got listed: when a local user joins a room whose join rule is `public` and that is listed (in
+ * our directory, or by another node), the room gets a local alias `#<name>:<us>` and a place in our
+ * published directory, so it can be found and joined through us; when our last user leaves, what was
+ * added here is removed (a listing or alias a user made stays). What a user undid (unlisting the room,
+ * deleting the auto alias) is never redone for that room. The spec leaves directory policy to servers
+ * (client-server API, "Published room directory": servers MAY apply additional filters; aliases: "Room aliases").
  */
-export async function reconcileAutoPublish(hs: Homeserver, roomId: string, listedByPeers: (roomId: string) => boolean): Promise<ReconcileResult> {
+export async function reconcileAutoPublish(
+  hs: Homeserver, roomId: string, listedByPeers: (roomId: string) => boolean, opts: { listed?: boolean } = {},
+): Promise<ReconcileResult> {
   const none: ReconcileResult = { changed: false, waiting: false, listed: false };
-  const room = await hs.store.rooms.room(roomId);
-  if (!room) return none;
+  if (!(await hs.store.rooms.room(roomId))) return none;
   const locals = (await hs.store.rooms.membersOfRoom(roomId, 'join')).filter((m) => hs.isLocal(m.userId));
-  if (!locals.length) {
-    const auto = await hs.store.getMeta<AutoPublished>(autoKey(roomId));
-    if (!auto) return none;
-    await hs.writeLock.run(async () => {
+  const joined = locals.length > 0;
+  const known = await hs.store.getMeta<AutoPublished>(autoKey(roomId));
+  // (Records written before `joined` was kept exist only while a local user was joined.)
+  const wasJoined = known?.joined ?? !!(known?.alias || known?.listed);
+  if (joined === wasJoined && !(joined && opts.listed)) return none;
+
+  if (!joined) {
+    return hs.writeLock.run(async () => {
+      const auto = (await hs.store.getMeta<AutoPublished>(autoKey(roomId))) ?? {};
+      const cur = await hs.store.rooms.room(roomId);
       const b = hs.store.batch();
       if (auto.alias && (await hs.store.rooms.alias(auto.alias))?.roomId === roomId) b.delete('aliases', auto.alias);
-      const cur = await hs.store.rooms.room(roomId);
       if (auto.listed && cur?.published === 1) {
         const next = { ...cur };
         delete next.published;
         b.put('rooms', next);
       }
-      b.delete('meta', autoKey(roomId));
-      await b.commit();
+      // The opt-outs stay: they are the room's, not the membership's.
+      putAuto(b, roomId, auto, { noListing: auto.noListing, noAlias: auto.noAlias });
+      const changed = b.ops.some((o) => o.store !== 'meta') || cur?.published === 1;
+      if (b.ops.length) await b.commit();
+      return { ...none, changed };
     });
-    return { ...none, changed: true };
   }
+
   const jr = (await hs.store.rooms.stateEvent(roomId, 'm.room.join_rules', ''))?.pdu.content as JsonObject | undefined;
-  if (jr?.join_rule !== 'public') return none;
-  if (room.published !== 1 && !listedByPeers(roomId)) return { ...none, waiting: true };
-  const hasLocalAlias = async () => (await hs.store.rooms.aliasesOfRoom(roomId)).some((a) => hs.isLocal(a.alias));
-  if (room.published === 1 && (await hasLocalAlias())) return { ...none, listed: true };
-  const base = await autoAliasName(hs, roomId);
-  const changed = await hs.writeLock.run(async () => {
-    // Re-read under the lock: the room record also carries extremities that room writes update.
+  const publicRoom = jr?.join_rule === 'public';
+  const base = publicRoom ? await autoAliasName(hs, roomId) : '';
+  return hs.writeLock.run(async () => {
+    // Re-read under the lock: the room record also carries extremities that room writes update, and a
+    // user may have opted out meanwhile.
     const cur = await hs.store.rooms.room(roomId);
-    if (!cur) return false;
+    if (!cur) return none;
     const auto: AutoPublished = { ...((await hs.store.getMeta<AutoPublished>(autoKey(roomId))) ?? {}) };
+    const before = { ...auto };
+    auto.joined = true;
     const b = hs.store.batch();
-    if (!(await hasLocalAlias())) {
-      const alias = await uniqueAlias(hs, base, roomId);
-      b.put('aliases', { alias, roomId, creator: locals[0].userId, servers: [hs.serverName] } satisfies AliasRecord);
-      auto.alias = alias;
+    const result = { ...none, changed: cur.published === 1 };
+    if (publicRoom && cur.published !== 1 && !listedByPeers(roomId)) result.waiting = !auto.noListing || !auto.noAlias;
+    else if (publicRoom) {
+      if (!auto.noAlias && !(await hs.store.rooms.aliasesOfRoom(roomId)).some((a) => hs.isLocal(a.alias))) {
+        const alias = await uniqueAlias(hs, base, roomId);
+        b.put('aliases', { alias, roomId, creator: locals[0].userId, servers: [hs.serverName] } satisfies AliasRecord);
+        auto.alias = alias;
+        result.changed = true;
+      }
+      if (!auto.noListing && cur.published !== 1) {
+        b.put('rooms', { ...cur, published: 1 });
+        auto.listed = true;
+        result.changed = true;
+      }
+      result.listed = cur.published === 1 || auto.listed === true;
     }
-    if (cur.published !== 1) {
-      b.put('rooms', { ...cur, published: 1 });
-      auto.listed = true;
-    }
-    if (!b.ops.length) return false;
-    b.put('meta', { key: autoKey(roomId), value: auto });
-    await b.commit();
-    return true;
+    putAuto(b, roomId, before, auto);
+    if (b.ops.length) await b.commit();
+    return result;
   });
-  return { changed, waiting: false, listed: true };
 }
 
 /** A slug for an alias localpart: lower case letters, digits and `.`, `_`, `=`, `-`. */
@@ -435,7 +491,7 @@ export async function autoAliasName(hs: Homeserver, roomId: string): Promise<str
   const canonical = str((await content('m.room.canonical_alias'))?.alias);
   if (canonical && isRoomAlias(canonical)) {
     const local = canonical.slice(1, canonical.indexOf(':'));
-    if (local.length <= 100 && !/[\s\x00-\x1f\x7f]/.test(local)) return local;
+    if (local.length <= 100 && !hasSpaceOrControl(local)) return local;
   }
   const name = slug(str((await content('m.room.name'))?.name) ?? '');
   if (name) return name;

@@ -234,6 +234,7 @@ export class RoomWriter {
     for (const d of destinations) this.hs.federation.kick(d);
     // Local membership changes (re)publish rooms in the background (peer directory, issue #7).
     for (const e of this.appended) if (e.type === 'm.room.member' && e.stateKey !== undefined && this.hs.isLocal(e.stateKey)) this.hs.peerDirectory.membershipChanged(e.roomId);
+    for (const e of this.appended) if (e.stateKey !== undefined) this.hs.peerDirectory.roomStateChanged(e.roomId, e.type);
     return this.appended;
   }
 }

@@ -265,7 +265,8 @@ export class RoomService {
     if (!(await this.isResident(roomId))) {
       const invite = await this.store.rooms.membership(roomId, userId);
       const inviter = invite && (invite.membership === 'invite' || invite.membership === 'knock') ? (await this.store.rooms.event(invite.eventId))?.sender : undefined;
-      // The nodes listing the room in the peer directory are live and in it: before the room id's server, which may be gone.
+      // The nodes listing the room in the peer directory are live and in it (ordered by evidence:
+      // peer-directory.ts, `serversFor`): before the room id's server, which may be gone.
       const candidates = [...via, ...servers, ...(inviter ? [serverOf(inviter)] : []), ...this.hs.peerDirectory.serversFor(roomId), ...(roomId.includes(':') ? [serverOf(roomId)] : [])];
       const content: JsonObject = { ...(await this.profileContent(userId)) };
       if (reason) content.reason = reason;
@@ -343,16 +344,17 @@ export class RoomService {
     return (await this.store.rooms.membersOfRoom(roomId, 'join')).some((m) => this.hs.isLocal(m.userId));
   }
 
-  /** A room id and servers to join through, from an id or an alias (local, or asked of the alias's server). */
+  /** A room id and servers to join through, from an id or an alias (local, or resolved as `GET /directory/room` does). */
   async resolveRoomForJoin(idOrAlias: string): Promise<{ roomId: string; servers: string[] }> {
     if (isRoomId(idOrAlias)) return { roomId: idOrAlias, servers: [] };
     if (isRoomAlias(idOrAlias)) {
       const local = await this.store.rooms.alias(idOrAlias);
       if (local) return { roomId: local.roomId, servers: local.servers ?? [] };
       if (!this.hs.isLocal(idOrAlias) && this.hs.federation.enabled) {
-        // The alias's server, else (unreachable) the peer directory.
-        const r = await resolveRemoteAlias(this.hs, idOrAlias).catch(() => undefined);
-        if (r) return { roomId: r.room_id, servers: r.servers };
+        // As `GET /directory/room`: the alias's server, else (unreachable) the peer directory; its 404
+        // is a 404, an unreachable server with no answer from the directory a 502.
+        const r = await resolveRemoteAlias(this.hs, idOrAlias);
+        return { roomId: r.room_id, servers: r.servers };
       }
       throw notFound(`Room alias ${idOrAlias} not found`);
     }

@@ -15,6 +15,12 @@ export function randomDeviceId(): string {
 /** Localparts of user ids we create: a-z 0-9 . _ = - / + (appendices, "User Identifiers"). */
 export const LOCALPART = /^[a-z0-9._=\-/+]+$/;
 
+/** Whether `s` contains whitespace or a control character (none may appear in an alias or a room id: appendices, "Identifier Grammar"). */
+export function hasSpaceOrControl(s: string): boolean {
+  return /[\s\x00-\x1f\x7f]/.test(s);
+}
+
+/** The server part of an id: everything after its first `:` ('' when there is none). */
 export function serverOf(id: string): string {
   const i = id.indexOf(':');
   return i < 0 ? '' : id.slice(i + 1);

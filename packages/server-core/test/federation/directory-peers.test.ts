@@ -20,16 +20,17 @@ const PULL = '/_matrix/federation/unstable/org.matrix_p2p/directory';
 /** No periodic rounds within a test: what a node learns, it learns from a change, a pull or a start. */
 const QUIET: PeerDirectoryOptions = { refreshMs: 60_000, expireMs: 120_000 };
 
-async function network(n: number, pd: PeerDirectoryOptions = QUIET) {
+/** `n` nodes on one in-process network; `clocks[i]`, when given, is node i's clock. */
+async function network(n: number, pd: PeerDirectoryOptions = QUIET, clocks: (() => number)[] = []) {
   const net = new InProcessNetwork();
   const errors: unknown[] = [];
-  const add = async () => {
-    const hs = await createNetworkedMemoryHomeserver(net, { log: (e) => errors.push(e), peerDirectory: pd });
+  const add = async (clock?: () => number) => {
+    const hs = await createNetworkedMemoryHomeserver(net, { log: (e) => errors.push(e), peerDirectory: pd, ...(clock ? { clock } : {}) });
     stopAfterTest(hs);
     return hs;
   };
   const hss: Homeserver[] = [];
-  for (let i = 0; i < n; i++) hss.push(await add());
+  for (let i = 0; i < n; i++) hss.push(await add(clocks[i]));
   return { net, hss, errors, add };
 }
 
@@ -79,6 +80,10 @@ describe('rooms are found and joined through the peers', () => {
     // A learns that the room can be joined through B too.
     await waitFor('A lists B as a server of the room', async () => (await entryOf(alice, roomId))?.['org.matrix_p2p.servers'].length === 2);
     expect(await entryOf(alice, roomId)).toMatchObject({ 'org.matrix_p2p.servers': [a.serverName, b.serverName] });
+    // Bob's join changed what A announces about the room (its members): A announces again at once, without
+    // waiting for a round (none in this test), and B takes the new member count in.
+    const announcedCount = () => b.peerDirectory.live().find((x) => x.origin === a.serverName)?.rooms.find((r) => r.room_id === roomId)?.num_joined_members;
+    await waitFor('A announces two members', async () => announcedCount() === 2);
 
     net.setOnline(a.serverName, false);
     const c = await add();
@@ -179,21 +184,50 @@ describe('rooms are found and joined through the peers', () => {
     expect(errors).toEqual([]);
   });
 
-  it("drops the entries of a node that went away after the timeout, keeps those of the others", async () => {
-    const { net, hss: [a, b, c], errors } = await network(3, { refreshMs: 40, expireMs: 400 });
+  it('expires a departed node by when its announcements were received, whatever its clock says; its last one replayed does not bring it back', async () => {
+    // One fake time for all, each node's clock skewed: A a minute ahead, B 45 s behind, C right.
+    let t = Date.now();
+    const { net, hss: [a, b, c], errors } = await network(3, { refreshMs: 600_000, expireMs: 20_000 }, [() => t + 60_000, () => t - 45_000, () => t]);
     const alice = await user(a, 'alice');
     const bob = await user(b, 'bob');
     const carol = await user(c, 'carol');
     const solo = await createRoom(alice, { preset: 'public_chat', visibility: 'public', name: 'Solo' });
     const stays = await createRoom(bob, { preset: 'public_chat', visibility: 'public', name: 'Stays' });
     await waitFor('C lists both', async () => (await entryOf(carol, solo)) && (await entryOf(carol, stays)));
-    // Periodic rounds keep them listed past the expiry time.
-    await new Promise((r) => setTimeout(r, 600));
+    /** A round of `hs`'s announcement, once C has taken it in. */
+    const round = async (hs: Homeserver) => {
+      const before = c.peerDirectory.stats.accepted;
+      hs.peerDirectory.announce();
+      await hs.peerDirectory.idle();
+      await waitFor('C takes the round in', async () => c.peerDirectory.stats.accepted > before);
+    };
+    // Rounds keep them listed past the expiry time.
+    t += 15_000;
+    await round(a);
+    await round(b);
+    t += 15_000;
     expect(await entryOf(carol, solo)).toBeDefined();
+    // A's last announcement (newer than what C holds), then A goes.
+    const last = encodeAnnouncement(await a.peerDirectory.ownAnnouncement());
+    const evil = net.transportFor(() => 'evil');
+    let accepted = c.peerDirectory.stats.accepted;
+    await evil.broadcast!(last);
+    await waitFor('C takes it in', async () => c.peerDirectory.stats.accepted > accepted);
     net.setOnline(a.serverName, false);
-    await waitFor("A's room leaves C's directory", async () => !(await entryOf(carol, solo)), 5000);
+    t += 10_000;
+    await round(b);
+    t += 10_001;
+    // 20 001 ms after C last received from A, 10 001 ms after B: A's room goes, B's stays.
+    expect(await entryOf(carol, solo)).toBeUndefined();
     expect(c.peerDirectory.origins()).toEqual([b.serverName]);
     expect(await entryOf(carol, stays)).toMatchObject({ name: 'Stays', 'org.matrix_p2p.servers': [b.serverName] });
+    // Replaying A's last announcement (still within the clock-skew window) does not bring A back.
+    const stale = c.peerDirectory.stats.stale;
+    accepted = c.peerDirectory.stats.accepted;
+    await evil.broadcast!(last);
+    await waitFor('C finds it stale', async () => c.peerDirectory.stats.stale > stale);
+    expect(c.peerDirectory.stats.accepted).toBe(accepted);
+    expect(await entryOf(carol, solo)).toBeUndefined();
     // A's own directory is not affected: it is its own.
     expect(await entryOf(alice, solo)).toMatchObject({ 'org.matrix_p2p.servers': [a.serverName] });
     expect(errors).toEqual([]);
@@ -245,6 +279,56 @@ describe('rooms are found and joined through the peers', () => {
     expect(errors).toEqual([]);
   });
 
+  it('a user who unlists the room or deletes the auto alias is not overridden: not by a profile change, not by leaving and joining again', async () => {
+    const { hss: [a, b], errors } = await network(2);
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    const roomId = await createRoom(alice, { preset: 'public_chat', visibility: 'public', name: 'Opt Out' });
+    await waitFor('B hears of the room', async () => b.peerDirectory.listedByPeers(roomId));
+    expect((await bob.post(`${V3}/join/${enc(roomId)}`)).status).toBe(200);
+    await waitFor('B publishes #opt-out:B', async () => (await localAliases(b, roomId)).includes(`#opt-out:${b.serverName}`));
+    // Bob may manage the room's directory listing.
+    const pl = (await alice.get(`${V3}/rooms/${enc(roomId)}/state/m.room.power_levels`)).body;
+    expect((await alice.put(`${V3}/rooms/${enc(roomId)}/state/m.room.power_levels`, { ...pl, users: { ...pl.users, [bob.userId!]: 100 } })).status).toBe(200);
+    await waitFor('B sees Bob promoted', async () => ((await b.store.rooms.stateEvent(roomId, 'm.room.power_levels', ''))?.pdu.content as any)?.users?.[bob.userId!] === 100);
+
+    expect((await bob.put(`${V3}/directory/list/room/${enc(roomId)}`, { visibility: 'private' })).status).toBe(200);
+    expect((await bob.delete(`${V3}/directory/room/${enc(`#opt-out:${b.serverName}`)}`)).status).toBe(200);
+    const unlisted = async () => {
+      await b.peerDirectory.idle();
+      expect((await b.store.rooms.room(roomId))?.published).toBeUndefined();
+      expect(await localAliases(b, roomId)).toEqual([]);
+    };
+    await unlisted();
+    // A display name change is a new member event: not a join.
+    expect((await bob.put(`${V3}/profile/${enc(bob.userId!)}/displayname`, { displayname: 'Robert' })).status).toBe(200);
+    await waitFor('the new name is in the room', async () => ((await b.store.rooms.stateEvent(roomId, 'm.room.member', bob.userId!))?.pdu.content as any)?.displayname === 'Robert');
+    await unlisted();
+    // The opt-out is for the room: kept across leaving and joining again.
+    expect((await bob.post(`${V3}/rooms/${enc(roomId)}/leave`)).status).toBe(200);
+    await unlisted();
+    expect((await bob.post(`${V3}/join/${enc(roomId)}`)).status).toBe(200);
+    await unlisted();
+    expect(errors).toEqual([]);
+  });
+
+  it('a published room that cannot be announced (a 300-character join rule) does not keep the node\'s other rooms from its peers', async () => {
+    const { hss: [a, b], errors } = await network(2);
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    const odd = await createRoom(alice, {
+      preset: 'public_chat', visibility: 'public', name: 'Odd',
+      initial_state: [{ type: 'm.room.join_rules', content: { join_rule: 'x'.repeat(300) } }, { type: 'm.room.history_visibility', content: { history_visibility: 'world_readable' } }],
+    });
+    // Listed on A (world readable), with its odd join rule.
+    expect(await entryOf(alice, odd)).toMatchObject({ join_rule: 'x'.repeat(300) });
+    const normal = await createRoom(alice, { preset: 'public_chat', visibility: 'public', name: 'Normal' });
+    await waitFor('B lists the normal room', () => entryOf(bob, normal));
+    expect(await entryOf(bob, odd)).toBeUndefined();
+    expect(b.peerDirectory.stats.rejected).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
   it('an alias whose server answers is resolved by it: its 404 is final', async () => {
     const { hss: [a, b], errors } = await network(2);
     const bob = await user(b, 'bob');
@@ -286,9 +370,17 @@ describe('directory announcements between nodes', () => {
     await new Promise((r) => setTimeout(r, 5));
     const roomId = await createRoom(alice, { preset: 'public_chat', visibility: 'public', name: 'New' });
     await waitFor('B lists the new room', () => entryOf(bob, roomId));
+    const stale = b.peerDirectory.stats.stale;
     await evil.broadcast!(encodeAnnouncement(old));
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor('B finds the replay stale', async () => b.peerDirectory.stats.stale > stale);
     expect(await entryOf(bob, roomId)).toBeDefined();
+    // The same announcement again, its signature broken: found stale before the signature is checked.
+    const held = await a.peerDirectory.ownAnnouncement();
+    expect((await b.peerDirectory.receiveObject(held)).ok).toBe(true);
+    const rejected = b.peerDirectory.stats.rejected;
+    const broken = { ...held, signatures: { [a.serverName]: { 'ed25519:p2p': 'A'.repeat(86) } } };
+    expect(await b.peerDirectory.receiveObject(broken)).toMatchObject({ ok: false, stale: true });
+    expect(b.peerDirectory.stats.rejected).toBe(rejected);
 
     // Mallory's own, valid: listed, through her.
     await evil.broadcast!(encodeAnnouncement((await sign(m.name, m.key, [fakeRoom()], Date.now())) as never));
@@ -297,6 +389,98 @@ describe('directory announcements between nodes', () => {
     // A node's own announcement coming back (relayed) is not taken as another node's.
     await b.peerDirectory.receiveObject(await b.peerDirectory.ownAnnouncement());
     expect(b.peerDirectory.origins()).not.toContain(b.serverName);
+    expect(errors).toEqual([]);
+  });
+
+  it('an alias is resolved from the directory only when its own server announced it: a canonical alias claimed by another node is not enough', async () => {
+    const { net, hss: [a, b], errors } = await network(2);
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    // #lobby:A exists, but A does not list its room.
+    await createRoom(alice, { preset: 'public_chat', name: 'Lobby', room_alias_name: 'lobby' });
+    const m = await mallory();
+    const evil = net.transportFor(() => 'evil');
+    await evil.broadcast!(encodeAnnouncement((await sign(m.name, m.key, [{ ...fakeRoom('!evil:x'), canonical_alias: `#lobby:${a.serverName}` }], Date.now())) as never));
+    await waitFor('B lists Mallory\'s room', () => entryOf(bob, '!evil:x'));
+    net.setOnline(a.serverName, false);
+    const r = await bob.get(`${V3}/directory/room/${enc(`#lobby:${a.serverName}`)}`);
+    expect(r.status, JSON.stringify(r.body)).toBe(502);
+    expect(b.peerDirectory.resolveAlias(`#lobby:${a.serverName}`)).toBeUndefined();
+    // Nor is it joined through Mallory's claim.
+    expect((await bob.post(`${V3}/join/${enc(`#lobby:${a.serverName}`)}`)).status).toBe(502);
+    expect(errors).toEqual([]);
+  });
+
+  it('a node announcing someone else\'s room changes neither its name, its member count nor who is tried first to join it', async () => {
+    const { hss: [a, b, c], net, errors } = await network(3);
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    const carol = await user(c, 'carol');
+    const roomId = await createRoom(alice, { preset: 'public_chat', visibility: 'public', name: 'Cheese Lovers', topic: 'Fromage', room_alias_name: 'cheese' });
+    await waitFor('B hears of the room', async () => b.peerDirectory.listedByPeers(roomId));
+    expect((await bob.post(`${V3}/join/${enc(roomId)}`)).status).toBe(200);
+    await waitFor('C sees A and B list it', async () => c.peerDirectory.serversFor(roomId).length === 2);
+    // Mallory lists the real room id with her own fields, her own (signed) alias as its canonical alias, dated ahead.
+    const m = await mallory();
+    const evil = net.transportFor(() => 'evil');
+    const forged = { ...fakeRoom(roomId), name: 'HIJACKED', topic: 'pwned', num_joined_members: 99999, aliases: [`#hijack:${m.name}`], canonical_alias: `#hijack:${m.name}` };
+    await evil.broadcast!(encodeAnnouncement((await sign(m.name, m.key, [forged], Date.now() + 9_000)) as never));
+    await waitFor('B and C hold Mallory\'s', async () => b.peerDirectory.serversFor(roomId).includes(m.name) && c.peerDirectory.serversFor(roomId).includes(m.name));
+    // B is in the room: it describes it from its own state.
+    expect(await entryOf(bob, roomId)).toMatchObject({ name: 'Cheese Lovers', topic: 'Fromage', num_joined_members: 2, canonical_alias: `#cheese:${a.serverName}` });
+    // C is not: the fields of the node holding the room's canonical alias, the median member count.
+    expect(await entryOf(carol, roomId)).toMatchObject({ name: 'Cheese Lovers', topic: 'Fromage', num_joined_members: 2, canonical_alias: `#cheese:${a.serverName}` });
+    // Join candidates: the canonical alias's server first, Mallory (seen last) last.
+    for (const hs of [b, c]) expect(hs.peerDirectory.serversFor(roomId)).toEqual([a.serverName, ...(hs === c ? [b.serverName] : []), m.name]);
+    expect((await entryOf(carol, roomId))['org.matrix_p2p.servers']).toEqual([a.serverName, b.serverName, m.name]);
+    expect(errors).toEqual([]);
+  });
+
+  it('takes one pull at a time: a node coming online pulls from one peer, not from every peer that becomes reachable', async () => {
+    const { net, hss: [a, b], errors } = await network(2);
+    const alice = await user(a, 'alice');
+    const roomId = await createRoom(alice, { preset: 'public_chat', visibility: 'public', name: 'Pulled once' });
+    await waitFor('B hears of the room', async () => b.peerDirectory.listedByPeers(roomId));
+    let name = '';
+    let pulls = 0;
+    const inner = net.transportFor(() => name);
+    const transport: FederationTransport = { ...inner, fetch: (d, r) => (new URL(r.url).pathname === PULL && pulls++, inner.fetch(d, r)) };
+    const c = await createHomeserver({ engine: new MemoryEngine(MIGRATIONS), transport, peerDirectory: QUIET, log: (e) => errors.push(e) });
+    stopAfterTest(c);
+    name = c.serverName;
+    net.attach(c);
+    await waitFor('C pulled', async () => c.peerDirectory.stats.pulls >= 1);
+    await c.peerDirectory.idle();
+    expect(pulls).toBe(1);
+    expect(c.peerDirectory.listedByPeers(roomId)).toBe(true);
+    expect(errors).toEqual([]);
+  });
+
+  it('holds announcements within a byte budget: new origins are refused when it is full, origins held longer stay and may update', async () => {
+    const budget = 24 * 1024;
+    const { net, hss: [a, b], errors } = await network(2, { ...QUIET, maxHeldBytes: budget });
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    const first = await createRoom(alice, { preset: 'public_chat', visibility: 'public', name: 'Here first' });
+    await waitFor('B lists A\'s room', () => entryOf(bob, first));
+    const evil = net.transportFor(() => 'evil');
+    // Twenty fresh keys, each announcing ~4 KiB.
+    const big = (i: number) => ({ ...fakeRoom(`!big${i}:nowhere`), topic: 'x'.repeat(4000) });
+    const before = b.peerDirectory.stats.overBudget;
+    const acceptedBefore = b.peerDirectory.stats.accepted;
+    for (let i = 0; i < 20; i++) {
+      const k = await mallory();
+      await evil.broadcast!(encodeAnnouncement((await sign(k.name, k.key, [big(i)], Date.now())) as never));
+    }
+    await waitFor('B refuses some', async () => b.peerDirectory.stats.overBudget > before);
+    await waitFor('B has taken all in', async () => b.peerDirectory.stats.accepted - acceptedBefore + b.peerDirectory.stats.overBudget - before >= 20);
+    expect(b.peerDirectory.heldBytes).toBeLessThanOrEqual(budget);
+    expect(b.peerDirectory.origins()).toContain(a.serverName);
+    expect(b.peerDirectory.origins().length).toBeLessThan(21);
+    // A, held first, still updates.
+    const later = await createRoom(alice, { preset: 'public_chat', visibility: 'public', name: 'Later' });
+    await waitFor('B lists A\'s new room', () => entryOf(bob, later));
+    expect(b.peerDirectory.heldBytes).toBeLessThanOrEqual(budget);
     expect(errors).toEqual([]);
   });
 
