@@ -2,7 +2,7 @@
 export * from './kernel/index.ts';
 export { createHomeserver, createMemoryHomeserver, createNetworkedMemoryHomeserver, Homeserver, serverNameOf, type HomeserverOptions } from './homeserver.ts';
 export { InProcessNetwork } from './federation/in-process.ts';
-export type { FederationTransport, RemoteContext } from './federation/transport.ts';
+export type { FederationTransport, FetchOptions, RemoteContext } from './federation/transport.ts';
 export { FederationError } from './federation/service.ts';
 export { PEER_DIRECTORY_PATH, PeerDirectory, type PeerDirectoryOptions, type PeerDirectoryStats, type DirectoryEntry } from './services/peer-directory.ts';
 export * from './store/index.ts';

@@ -58,9 +58,9 @@ export function createWorkerFederation(opts: {
   };
   return {
     transport: {
-      fetch(destination, request) {
+      fetch(destination, request, opts) {
         if (!hosted.hasHost()) ask();
-        return hosted.transport.fetch(destination, request);
+        return hosted.transport.fetch(destination, request, opts);
       },
       onPeerReachable: (listener) => hosted.transport.onPeerReachable!(listener),
       broadcast: (message) => hosted.transport.broadcast!(message),

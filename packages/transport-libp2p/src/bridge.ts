@@ -37,6 +37,11 @@ function pairs(headers: Headers): [string, string][] {
 
 export async function serializeRequest(request: Request, timeoutMs?: number): Promise<WireRequest> {
   const body = request.method === 'GET' || request.method === 'HEAD' || request.body === null ? null : await request.arrayBuffer();
+  return serializeHead(request, body, timeoutMs);
+}
+
+/** `request` as plain data, with `body` (its body, already read, or null) instead of reading it. */
+export function serializeHead(request: Request, body: ArrayBuffer | null, timeoutMs?: number): WireRequest {
   const wire: WireRequest = { method: request.method, url: request.url, headers: pairs(request.headers), body: body && body.byteLength > 0 ? body : null };
   if (timeoutMs !== undefined) wire.timeoutMs = timeoutMs;
   return wire;

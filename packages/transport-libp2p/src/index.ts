@@ -3,7 +3,7 @@ export { createP2PNode, connectionKind, DEFAULT_DIAL_POLICY } from './node.ts';
 export type { P2PNode, P2PNodeOptions, P2PNodeEvents, PeerStatus, ConnectionKind, DialPolicy, DialStats } from './node.ts';
 export { transportFromNode, createHostedTransport, serveHomeserver, type HostedTransport, type HostLike, type RequestSink } from './transport.ts';
 export {
-  hostApi, exposeHost, wrapHost, withTransfer, HostTimeoutError, exposeInbound, wrapInbound, InboundPortClosedError, serveThrough, serializeRequest, deserializeRequest, serializeResponse, deserializeResponse,
+  hostApi, exposeHost, wrapHost, withTransfer, serializeHead, HostTimeoutError, exposeInbound, wrapInbound, InboundPortClosedError, serveThrough, serializeRequest, deserializeRequest, serializeResponse, deserializeResponse,
   type TransportHostApi, type RemoteHost, type InboundApi, type InboundLink, type WireRequest, type WireResponse,
 } from './bridge.ts';
 export { identityFromSeed, privateKeyFromSeed, peerIdFromServerName, serverNameFromPeerId, isServerName } from './identity.ts';

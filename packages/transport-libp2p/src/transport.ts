@@ -4,7 +4,7 @@
  * non-federation paths for remote peers, and the node refuses them before that (src/http/policy.ts).
  */
 import type { FederationTransport } from '@matrix-p2p/server-core';
-import { deserializeResponse, serializeRequest, type TransportHostApi } from './bridge.ts';
+import { deserializeResponse, serializeHead, serializeRequest, type TransportHostApi } from './bridge.ts';
 import type { P2PNode } from './node.ts';
 
 /** A homeserver as the transport sees it (server-core's `Homeserver` fits). */
@@ -15,7 +15,7 @@ export interface RequestSink {
 /** The FederationTransport of a homeserver whose libp2p node runs in the same realm. */
 export function transportFromNode(node: Pick<P2PNode, 'request' | 'on' | 'broadcast'>): FederationTransport {
   return {
-    fetch: (destination, request) => node.request(destination, request),
+    fetch: (destination, request, opts) => node.request(destination, request, opts?.body ? { body: opts.body } : undefined),
     onPeerReachable(listener) {
       node.on('peer', (p) => listener(p.serverName));
     },
@@ -60,10 +60,14 @@ export function createHostedTransport(opts: { timeoutMs?: number } = {}): Hosted
   const broadcastListeners = new Set<(message: Uint8Array) => void>();
   return {
     transport: {
-      async fetch(destination, request) {
+      async fetch(destination, request, fetchOpts) {
         const h = host;
         if (!h) throw new Error('no transport host: no page is running the libp2p node');
-        return deserializeResponse(await h.fetch(destination, await serializeRequest(request, opts.timeoutMs ?? 30_000)));
+        const timeoutMs = opts.timeoutMs ?? 30_000;
+        // The core gives the body's bytes along: no need to read them back from the Request (a copy goes, as
+        // it is transferred away).
+        const wire = fetchOpts?.body ? serializeHead(request, fetchOpts.body.slice().buffer as ArrayBuffer, timeoutMs) : await serializeRequest(request, timeoutMs);
+        return deserializeResponse(await h.fetch(destination, wire));
       },
       onPeerReachable(listener) {
         listeners.add(listener);

@@ -54,8 +54,11 @@ describe('bridge', () => {
     hosted.attach(remote);
     const r = await hosted.transport.fetch('c'.repeat(64), new Request('http://federation.invalid/_matrix/federation/v1/send/9', { method: 'PUT', body: 'hello' }));
     expect(await r.json()).toEqual({ dest: 'c'.repeat(64), path: '/_matrix/federation/v1/send/9', body: 'hello' });
+    // The core hands the body's bytes along: they go as they are, the Request's body is not read back.
+    const given = await hosted.transport.fetch('c'.repeat(64), new Request('http://federation.invalid/_matrix/federation/v1/send/10', { method: 'PUT', body: 'ignored' }), { body: new TextEncoder().encode('as bytes') });
+    expect((await given.json()).body).toBe('as bytes');
     await expect(hosted.transport.fetch('e'.repeat(64), new Request('http://federation.invalid/_matrix/federation/v1/version'))).rejects.toThrow(/unreachable/);
-    expect(observed).toEqual([true, false]);
+    expect(observed).toEqual([true, true, false]);
     expect((await remote.peers()).map((p) => p.serverName)).toEqual(['c'.repeat(64)]);
 
     // Broadcasts go out through the page's node; broadcasts the page receives reach the worker's listeners.
@@ -86,7 +89,7 @@ describe('bridge', () => {
       const req = deserializeRequest(clone(w));
       return clone(await serializeResponse(Response.json({ peer, method: req.method, body: await req.text() })));
     });
-    const answer = await inbound!(new Request('http://federation.invalid/_matrix/federation/v1/send/2', { method: 'PUT', body: 'x' }), 'd'.repeat(64));
+    const answer = await inbound!(new Request('http://federation.invalid/_matrix/federation/v1/send/2', { method: 'PUT', body: 'x' }), 'd'.repeat(64), new TextEncoder().encode('x'));
     expect(await answer.json()).toEqual({ peer: 'd'.repeat(64), method: 'PUT', body: 'x' });
   });
 

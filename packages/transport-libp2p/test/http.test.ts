@@ -203,7 +203,7 @@ describe('keep-alive', () => {
   it('one stream carries exchanges one after the other, and the responder stops when the requester closes', async () => {
     const [out, inb] = await streamPair();
     let handled = 0;
-    const served = serveStream(inb, 'a'.repeat(64), async (r, remote) => (handled++, echo(r, remote)), { limits: DEFAULT_LIMITS });
+    const served = serveStream(inb, 'a'.repeat(64), async (r, remote, body) => (handled++, echo(r, remote, body)), { limits: DEFAULT_LIMITS });
     const reusable: boolean[] = [];
     for (let i = 0; i < 3; i++) {
       let done!: (ok: boolean) => void;
@@ -245,3 +245,16 @@ describe('keep-alive', () => {
     await expect.poll(() => (out as { remoteWriteStatus?: string }).remoteWriteStatus).toBe('closed');
   });
 });
+
+describe('handlers', () => {
+  it('get the request body as read, beside the Request (null when there is none)', async () => {
+    const seen: (string | null)[] = [];
+    const handler: RequestHandler = async (r, remote, body) => (seen.push(body ? new TextDecoder().decode(body) : null), echo(r, remote, body));
+    const put = await exchange(new Request('http://x/_matrix/federation/v1/send/1', { method: 'PUT', body: 'the body' }), handler);
+    expect(await put.response.text()).toBe('the body');
+    const get = await exchange(new Request('http://x/_matrix/federation/v1/version'), handler);
+    await get.response.arrayBuffer();
+    expect(seen).toEqual(['the body', null]);
+  });
+});
+

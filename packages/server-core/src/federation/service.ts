@@ -12,6 +12,8 @@ import { randomId } from '../util/ids.ts';
 import { FEDERATION_ORIGIN, type FederationTransport, type RemoteContext } from './transport.ts';
 import { parseXMatrix, verifyXMatrix, xMatrixHeader } from './x-matrix.ts';
 
+const utf8 = new TextEncoder();
+
 /** A failed outbound federation request: the remote's Matrix error, or a transport failure (status 0). */
 export class FederationError extends Error {
   override name = 'FederationError';
@@ -131,7 +133,8 @@ export class FederationService {
     const signal = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
     let res: Response;
     try {
-      res = await this.transport.fetch(destination, new Request(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal }));
+      const bytes = body === undefined ? undefined : utf8.encode(JSON.stringify(body));
+      res = await this.transport.fetch(destination, new Request(url, { method, headers, body: bytes, signal }), bytes ? { body: bytes } : undefined);
     } catch (e) {
       throw new FederationError(destination, 0, 'M_UNREACHABLE', `cannot reach ${destination}: ${(e as Error)?.message ?? e}`);
     }

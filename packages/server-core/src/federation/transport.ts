@@ -7,7 +7,7 @@
 export interface FederationTransport {
   /** Send `request` to `destination` (a server name). Only the request's path and query matter; the
    *  host part of its URL is ignored by transports. Rejects when the peer cannot be reached. */
-  fetch(destination: string, request: Request): Promise<Response>;
+  fetch(destination: string, request: Request, opts?: FetchOptions): Promise<Response>;
   /** Register a callback for peers that become reachable (so queued traffic flushes at once). */
   onPeerReachable?(listener: (serverName: string) => void): void;
   /**
@@ -19,6 +19,13 @@ export interface FederationTransport {
   broadcast?(message: Uint8Array): Promise<void>;
   /** Register a callback for messages other nodes `broadcast` (never our own). */
   onBroadcast?(listener: (message: Uint8Array) => void): void;
+}
+
+/** What the core may tell a transport about a request beyond the Request itself. */
+export interface FetchOptions {
+  /** The request's body as bytes (the same as the Request's): a transport that passes bytes on may take them
+   *  rather than read the body back. */
+  body?: Uint8Array;
 }
 
 /** What a transport knows about an inbound request. */

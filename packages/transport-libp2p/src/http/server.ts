@@ -4,8 +4,9 @@ import type { MessageStream } from '@libp2p/interface';
 import { isRemotePathAllowed, resolveRemotePath } from './policy.ts';
 import { encodeHead, FrameReader, headerPairs, parseRequestHead, sendMessage, TimeoutError, toHeaders, WireError, type HttpLimits, type RequestHead, type ResponseHead } from './wire.ts';
 
-/** Handles one inbound request; `remoteServerName` is the authenticated peer (its key is its name). */
-export type RequestHandler = (request: Request, remoteServerName: string) => Promise<Response>;
+/** Handles one inbound request; `remoteServerName` is the authenticated peer (its key is its name); `body` is
+ *  the request's body as read (null when it has none), for handlers that pass bytes on. */
+export type RequestHandler = (request: Request, remoteServerName: string, body: Uint8Array | null) => Promise<Response>;
 
 export interface ServeOptions {
   limits: HttpLimits;
@@ -136,7 +137,7 @@ async function readAndHandle(head: RequestHead, reader: FrameReader, remote: str
     return matrixError(400, 'M_UNRECOGNIZED', `Bad request: ${(e as Error).message}`);
   }
   try {
-    return await withTimeout(handler(request, remote), limits.handlerTimeoutMs);
+    return await withTimeout(handler(request, remote, body ?? null), limits.handlerTimeoutMs);
   } catch (e) {
     if (e instanceof TimeoutError) return matrixError(504, 'M_UNKNOWN', 'The homeserver did not answer in time');
     opts.log?.('request handler failed', e);
