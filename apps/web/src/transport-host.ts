@@ -15,7 +15,7 @@
  */
 import type { P2PNode, PeerStatus } from '@matrix-p2p/transport-libp2p';
 import { IDEMPOTENT } from '@matrix-p2p/transport-libp2p/constants';
-import { deserializeResponse, exposeHost, hostApi, InboundPortClosedError, serializeRequest, wrapInbound, type InboundLink, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
+import { deserializeResponse, exposeHost, hostApi, InboundPortClosedError, serializeHead, wrapInbound, type InboundLink, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
 import type { AnyWorkerReply } from '@matrix-p2p/sw-host/client';
 
 const LOCK = 'matrix-p2p-transport';
@@ -145,8 +145,8 @@ export function startTransportHost(registration: ServiceWorkerRegistration, onCh
     node = n;
     state.serverName = n.serverName;
     // Inbound: every request a peer sends goes to the worker (toWorker).
-    n.onRequest(async (request, peer) => {
-      const wire = await serializeRequest(request, 30_000);
+    n.onRequest(async (request, peer, body) => {
+      const wire = serializeHead(request, body ? (body.slice().buffer as ArrayBuffer) : null, 30_000);
       const t0 = performance.now();
       let answer: WireResponse;
       try {
