@@ -3,7 +3,7 @@
  * MemoryEngine and over the real IndexedDB engine, without the worker in between. Splitting the local
  * echo this way shows what the worker adds and what the store costs.
  */
-import { CachingEngine, createHomeserver, MemoryEngine, MIGRATIONS, type Homeserver, type StorageEngine } from '../../packages/server-core/src/index.ts';
+import { CachingEngine, createHomeserver, InProcessNetwork, MemoryEngine, MIGRATIONS, type Homeserver, type StorageEngine } from '../../packages/server-core/src/index.ts';
 import { openIdbEngine } from '../../packages/store-idb/src/index.ts';
 
 async function call(hs: Homeserver, method: string, path: string, token?: string, body?: unknown): Promise<any> {
@@ -129,12 +129,60 @@ async function openSteps(n: number): Promise<{ idbOpen: number[]; createHomeserv
   return { idbOpen, createHomeserver: create };
 }
 
+/**
+ * Federation without the worker and without the network: two homeservers in this page, each over the worker's
+ * engine (cached IndexedDB), on an in-process network. Send in A → in B's pending /sync: what the two cores cost
+ * (signing, checks, commits, sync), against which the browser-to-browser figure can be read.
+ */
+async function fedEcho(n: number): Promise<{ echoes: number[] }> {
+  const net = new InProcessNetwork();
+  const make = async (tag: string) => {
+    let name = '';
+    const engine = new CachingEngine(await openIdbEngine({ name: `bench-fed-${tag}-${Date.now()}`, migrations: MIGRATIONS }), { migrations: MIGRATIONS });
+    const hs = await createHomeserver({ engine, log: () => {}, transport: net.transportFor(() => name) });
+    name = hs.serverName;
+    net.attach(hs);
+    return hs;
+  };
+  const a = await make('a');
+  const b = await make('b');
+  const reg = async (hs: Homeserver, u: string) => {
+    const first = await call(hs, 'POST', '/_matrix/client/v3/register', undefined, { username: u, password: 'p' });
+    return (await call(hs, 'POST', '/_matrix/client/v3/register', undefined, { username: u, password: 'p', auth: { type: 'm.login.dummy', session: first.session } })).access_token as string;
+  };
+  const ta = await reg(a, 'alice');
+  const tb = await reg(b, 'bob');
+  const { room_id: roomId } = await call(a, 'POST', '/_matrix/client/v3/createRoom', ta, { preset: 'public_chat' });
+  await call(b, 'POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}?server_name=${a.serverName}`, tb, {});
+  let since = (await call(b, 'GET', '/_matrix/client/v3/sync?timeout=0', tb)).next_batch as string;
+  const echoes: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const body = `fed ${i}`;
+    const waiting = (async () => {
+      for (;;) {
+        const r = await call(b, 'GET', `/_matrix/client/v3/sync?since=${since}&timeout=10000`, tb);
+        since = r.next_batch;
+        if ((r.rooms?.join?.[roomId]?.timeline?.events ?? []).some((e: any) => e.content?.body === body)) return performance.now();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 5));
+    const t0 = performance.now();
+    await call(a, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/f${i}`, ta, { msgtype: 'm.text', body });
+    echoes.push((await waiting) - t0);
+  }
+  await a.stop();
+  await b.stop();
+  return { echoes };
+}
+
 declare global {
   interface Window {
     benchOpenSteps: typeof openSteps;
     benchCoreEcho: (kind: EchoKind, n: number) => Promise<CoreEcho>;
+    benchFedEcho: typeof fedEcho;
   }
 }
 window.benchCoreEcho = echo;
 window.benchOpenSteps = openSteps;
+window.benchFedEcho = fedEcho;
 document.getElementById('out')!.textContent = 'ready';

@@ -150,6 +150,7 @@ try {
   const idb = await direct.evaluate(() => window.benchCoreEcho('idb', 100));
   const relaxed = await direct.evaluate(() => window.benchCoreEcho('idb-relaxed', 100));
   const cached = await direct.evaluate(() => window.benchCoreEcho('idb-cached', 100));
+  const fed = await direct.evaluate(() => window.benchFedEcho(100));
   await direct.close();
   line('  in a page, no worker, MemoryEngine: echo', mem.echoes);
   line('  in a page, no worker, MemoryEngine: send', mem.sends);
@@ -162,6 +163,7 @@ try {
   line("  in a page, no worker, the worker's engine (cached IndexedDB): send", cached.sends);
   line("    of which the IndexedDB write transaction (commit)", cached.writes);
   line("  in a page, no worker, the worker's engine (cached IndexedDB): sync, 1 new", cached.syncs);
+  line("  in a page, two homeservers (the worker's engine) on an in-process network: send in A → in B's /sync", fed.echoes);
   const ctx = cached.transactions;
   console.log(`  IndexedDB transactions with the worker's engine: per PUT send ${ctx.send.read.toFixed(1)} read + ${ctx.send.write.toFixed(1)} write; per incremental sync ${ctx.sync.read.toFixed(1)} read + ${ctx.sync.write.toFixed(1)} write`);
   line('  one IndexedDB read transaction (one get)', idb.idbGet);
