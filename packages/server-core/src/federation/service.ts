@@ -103,10 +103,13 @@ export class FederationService {
     return p.origin;
   }
 
-  /** A signed request to another server; resolves with its JSON body, rejects with FederationError. */
-  async request<T = JsonObject>(destination: string, method: string, path: string, body?: JsonValue, opts: { timeoutMs?: number } = {}): Promise<T> {
+  /**
+   * A signed request to another server; resolves with its JSON body, rejects with FederationError. With
+   * `maxBytes`, a longer answer is refused (M_TOO_LARGE) as soon as it exceeds it, not read to its end.
+   */
+  async request<T = JsonObject>(destination: string, method: string, path: string, body?: JsonValue, opts: { timeoutMs?: number; maxBytes?: number } = {}): Promise<T> {
     const res = await this.rawRequest(destination, method, path, body, opts);
-    const text = await res.text();
+    const text = opts.maxBytes === undefined ? await res.text() : await boundedText(res, opts.maxBytes, destination);
     let json: unknown;
     try {
       json = text ? parseJson(text, { rejectFloats: false }) : {};
@@ -254,3 +257,32 @@ export class FederationService {
     await b.commit();
   }
 }
+
+/** A response body as text, refusing (and cancelling) it once it exceeds `maxBytes`. */
+async function boundedText(res: Response, maxBytes: number, destination: string): Promise<string> {
+  if (!res.body) return '';
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  const tooLarge = () => new FederationError(destination, res.status, 'M_TOO_LARGE', `answer over ${maxBytes} bytes`);
+  if (declared > maxBytes) {
+    await res.body.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    parts.push(value);
+  }
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) (all.set(p, at), (at += p.byteLength));
+  return new TextDecoder().decode(all);
+}
+

@@ -318,7 +318,8 @@ export class PeerDirectory {
     const pull = (async () => {
       let answered = false;
       try {
-        const res = await this.hs.federation.request<JsonObject>(peer, 'GET', PEER_DIRECTORY_PATH, undefined, { timeoutMs: PULL_TIMEOUT_MS });
+        // An answer larger than what we would hold is refused unread (a peer cannot make us read megabytes).
+        const res = await this.hs.federation.request<JsonObject>(peer, 'GET', PEER_DIRECTORY_PATH, undefined, { timeoutMs: PULL_TIMEOUT_MS, maxBytes: 2 * this.maxHeldBytes + 64 * 1024 });
         answered = true;
         this.stats.pulls++;
         const list = Array.isArray(res.announcements) ? res.announcements.slice(0, MAX_PULLED) : [];

@@ -456,6 +456,30 @@ describe('directory announcements between nodes', () => {
     expect(errors).toEqual([]);
   });
 
+  it('refuses a pull answer larger than it would hold, without reading it to the end', async () => {
+    const { net, hss: [a], errors } = await network(1);
+    let read = 0;
+    const huge = new ReadableStream<Uint8Array>({
+      // An endless answer: only what is pulled from it is produced.
+      pull(c) {
+        read += 64 * 1024;
+        c.enqueue(new Uint8Array(64 * 1024).fill(0x20));
+      },
+    });
+    const handle = a.handle.bind(a);
+    a.handle = async (req, remote) => (new URL(req.url).pathname === PULL ? new Response(huge, { headers: { 'content-type': 'application/json' } }) : handle(req, remote));
+    let name = '';
+    const c = await createHomeserver({ engine: new MemoryEngine(MIGRATIONS), transport: net.transportFor(() => name), peerDirectory: { ...QUIET, maxHeldBytes: 64 * 1024 }, log: (e) => errors.push(e) });
+    stopAfterTest(c);
+    name = c.serverName;
+    net.attach(c);
+    await waitFor('C tried to pull', async () => read > 0);
+    await c.peerDirectory.idle();
+    expect(c.peerDirectory.stats.pulls).toBe(0); // not an answer
+    expect(read).toBeLessThanOrEqual(2 * 64 * 1024 + 64 * 1024 + 2 * 64 * 1024);
+    expect(errors).toEqual([]);
+  });
+
   it('holds announcements within a byte budget: new origins are refused when it is full, origins held longer stay and may update', async () => {
     const budget = 24 * 1024;
     const { net, hss: [a, b], errors } = await network(2, { ...QUIET, maxHeldBytes: budget });
