@@ -15,17 +15,8 @@ import { buildTestPage } from '../scripts/bundle.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const PAGE_DIR = join(ROOT, 'dist/p2p-test');
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-];
+// One list of Chromium flags for the whole browser suite.
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../../e2e/playwright.config.ts';
 
 export async function serveTestPage(): Promise<StaticServer> {
   await buildTestPage(PAGE_DIR);

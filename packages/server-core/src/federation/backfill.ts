@@ -21,7 +21,7 @@ import { derivedEventFields, type StoredEvent } from '../store/records.ts';
 import { serverOf } from '../util/ids.ts';
 import { verifyPdu } from './ingest.ts';
 import { authChainOf, roomServers } from './join.ts';
-import { kernelPdu, resolveStates, stageStateGroup } from './state.ts';
+import { kernelPdu, recordReplacedState, resolveStates, stageStateGroup } from './state.ts';
 
 /** Most events one `/backfill` or `/get_missing_events` answer holds. */
 export const MAX_HISTORY_EVENTS = 100;
@@ -466,12 +466,7 @@ async function storeOne(hs: Homeserver, roomId: string, rules: RoomVersionRules,
   if (pdu.state_key !== undefined) {
     stored.stateKey = pdu.state_key;
     const key = sk(pdu.type, pdu.state_key);
-    const prevId = stateBefore.get(key);
-    if (prevId) {
-      const prev = await hs.store.rooms.event(prevId);
-      stored.replacesState = prevId;
-      if (prev) (stored.prevContent = prev.pdu.content, (stored.prevSender = prev.sender));
-    }
+    await recordReplacedState(hs, stored, stateBefore.get(key));
     const after = new Map(stateBefore).set(key, eventId);
     afterGroup = await stageStateGroup(hs, b, roomId, after, { id: beforeGroup, state: stateBefore });
   }

@@ -26,7 +26,7 @@ import { toClientEvent } from '../services/client-events.ts';
 import { MAX_EVENT_BYTES } from '../services/room-writer.ts';
 import { STATE_SNAPSHOT_INTERVAL } from '../store/rooms.ts';
 import type { WriteBatch } from '../store/store.ts';
-import { kernelPdu, LayeredState, PduCache, resolveStates, stageStateGroup } from './state.ts';
+import { kernelPdu, LayeredState, PduCache, recordReplacedState, resolveStates, stageStateGroup } from './state.ts';
 import { publicKeyOfServer } from './x-matrix.ts';
 
 export type VerifyResult = { ok: true; eventId: string; pdu: PDU } | { ok: false; error: string; eventId?: string };
@@ -373,12 +373,7 @@ export class Ingester {
     if (pdu.state_key !== undefined) {
       stored.stateKey = pdu.state_key;
       const key = sk(pdu.type, pdu.state_key);
-      const prevId = stateBefore.get(key);
-      if (prevId) {
-        const prev = await hs.store.rooms.event(prevId);
-        stored.replacesState = prevId;
-        if (prev) (stored.prevContent = prev.pdu.content, (stored.prevSender = prev.sender));
-      }
+      await recordReplacedState(hs, stored, stateBefore.get(key));
       change = [key, eventId];
       stateAfter = LayeredState.over(stateBefore, [change]);
       afterGroup = await this.stageDelta(b, room.roomId, beforeGroup, stateAfter, [change]);

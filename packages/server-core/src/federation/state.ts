@@ -162,6 +162,21 @@ export async function resolveStates(cache: PduCache, states: StateMap[], rules: 
  * Stage a state group holding `state`: a delta over `base` when that is small and adds or replaces
  * keys only, else a snapshot. Returns the new group's id.
  */
+/**
+ * A state event that replaces an earlier one (`prevId`, the state before it held under its key) records what it
+ * replaces, for clients' `unsigned.replaces_state` / `prev_content` / `prev_sender` (client-server API, "Room
+ * events": unsigned data).
+ */
+export async function recordReplacedState(hs: Homeserver, stored: StoredEvent, prevId: string | undefined): Promise<void> {
+  if (!prevId) return;
+  const prev = await hs.store.rooms.event(prevId);
+  stored.replacesState = prevId;
+  if (prev) {
+    stored.prevContent = prev.pdu.content;
+    stored.prevSender = prev.sender;
+  }
+}
+
 export async function stageStateGroup(hs: Homeserver, b: WriteBatch, roomId: string, state: StateMap, base?: { id: number; state: StateMap }): Promise<number> {
   const id = b.newStateGroupId();
   if (base) {

@@ -1,31 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { createNetworkedMemoryHomeserver, InProcessNetwork, type Homeserver } from '../../src/index.ts';
+import type { Homeserver } from '../../src/index.ts';
 import { FederationError } from '../../src/federation/service.ts';
 import { computeEventId } from '../../src/kernel/events.ts';
 import { roomVersion } from '../../src/kernel/room-versions.ts';
 import type { PDU } from '../../src/kernel/types.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
+import { nodes, waitFor } from './helpers.ts';
 
-async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const opts = { log: process.env.FED_LOG ? (e: unknown) => console.error('hs log:', e) : () => {} };
 const F = '/_matrix/federation/v1';
 const rules = roomVersion('11')!;
-
-async function nodes(n: number) {
-  const net = new InProcessNetwork();
-  const hss: Homeserver[] = [];
-  for (let i = 0; i < n; i++) hss.push(await createNetworkedMemoryHomeserver(net, opts));
-  return { net, hss };
-}
 
 async function result<T = any>(p: Promise<T>): Promise<{ status: number; errcode?: string; body?: T }> {
   try {
@@ -63,7 +46,7 @@ async function roomWithHistory(a: Homeserver, b: Homeserver, n: number, historyV
   await alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.topic`, { topic: 'old times' });
   const j = await bob.post(`/_matrix/client/v3/join/${enc(roomId)}?via=${a.serverName}`);
   expect(j.status, JSON.stringify(j.body)).toBe(200);
-  await waitFor(async () => (await a.store.rooms.membership(roomId, bob.userId!))?.membership === 'join');
+  await waitFor("A to see Bob's join", async () => (await a.store.rooms.membership(roomId, bob.userId!))?.membership === 'join');
   return { alice, bob, roomId };
 }
 
@@ -72,7 +55,7 @@ describe('backfill for clients', () => {
     const { hss: [a, b] } = await nodes(2);
     const { alice, bob, roomId } = await roomWithHistory(a, b, 25);
     await alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/after`, { msgtype: 'm.text', body: 'after' });
-    await waitFor(async () => (await b.store.rooms.timeline(roomId, { dir: 'b', limit: 100 })).some((e) => e.pdu.content.body === 'after'));
+    await waitFor('the message on B', async () => (await b.store.rooms.timeline(roomId, { dir: 'b', limit: 100 })).some((e) => e.pdu.content.body === 'after'));
     const s0 = (await bob.get('/_matrix/client/v3/sync')).body.next_batch;
 
     const all = await paginateAll(bob, roomId);
@@ -127,12 +110,12 @@ describe('backfill for clients', () => {
     const { net, hss: [a, b, c] } = await nodes(3);
     const { bob, roomId } = await roomWithHistory(a, b, 4);
     await bob.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/b1`, { msgtype: 'm.text', body: 'bob was here' });
-    await waitFor(async () => (await a.store.rooms.timeline(roomId, { dir: 'b', limit: 5 })).some((e) => e.pdu.content.body === 'bob was here'));
+    await waitFor("Bob's message on A", async () => (await a.store.rooms.timeline(roomId, { dir: 'b', limit: 5 })).some((e) => e.pdu.content.body === 'bob was here'));
     // B backfills its history first, so it can answer for it.
     await paginateAll(bob, roomId);
     const carol = await new TestClient(c).register('carol');
     expect((await carol.post(`/_matrix/client/v3/join/${enc(roomId)}?via=${a.serverName}`)).status).toBe(200);
-    await waitFor(async () => (await b.store.rooms.membership(roomId, carol.userId!))?.membership === 'join');
+    await waitFor("B to see Carol's join", async () => (await b.store.rooms.membership(roomId, carol.userId!))?.membership === 'join');
     // A goes away: C's backfill comes from B.
     net.setOnline(a.serverName, false);
     const all = await paginateAll(carol, roomId);
@@ -318,9 +301,9 @@ describe('history endpoints', () => {
   it('a server that left may read the history of its time in the room, not what came after', async () => {
     const { a, b, alice, bob, roomId } = await setup();
     await bob.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/x`, { msgtype: 'm.text', body: 'while in' });
-    const whileIn = await waitFor(async () => (await a.store.rooms.timeline(roomId, { dir: 'b', limit: 5 })).find((e) => e.pdu.content.body === 'while in'));
+    const whileIn = await waitFor('the message on A', async () => (await a.store.rooms.timeline(roomId, { dir: 'b', limit: 5 })).find((e) => e.pdu.content.body === 'while in'));
     expect((await bob.post(`/_matrix/client/v3/rooms/${enc(roomId)}/leave`)).status).toBe(200);
-    await waitFor(async () => (await a.store.rooms.membership(roomId, bob.userId!))?.membership === 'leave');
+    await waitFor("A to see Bob's leave", async () => (await a.store.rooms.membership(roomId, bob.userId!))?.membership === 'leave');
     const after = (await alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/y`, { msgtype: 'm.text', body: 'after leave' })).body.event_id;
     expect((await get(b, a, `${F}/event/${enc(whileIn.eventId)}`)).status).toBe(200);
     expect(await get(b, a, `${F}/event/${enc(after)}`)).toMatchObject({ status: 403 });
@@ -330,10 +313,7 @@ describe('history endpoints', () => {
 
 describe('history and membership endpoints under odd input', () => {
   it('no input from a server in the room yields a 500', async () => {
-    const net = new InProcessNetwork();
-    const errors: unknown[] = [];
-    const a = await createNetworkedMemoryHomeserver(net, { log: (e) => errors.push(e) });
-    const b = await createNetworkedMemoryHomeserver(net, opts);
+    const { hss: [a, b], errors } = await nodes(2);
     const { bob, roomId, alice } = await roomWithHistory(a, b, 2);
     void alice;
     const msg = (await a.store.rooms.timeline(roomId, { dir: 'b', limit: 1 }))[0].eventId;

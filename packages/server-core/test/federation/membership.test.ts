@@ -1,29 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { createNetworkedMemoryHomeserver, InProcessNetwork, type Homeserver } from '../../src/index.ts';
+import type { Homeserver } from '../../src/index.ts';
 import { FederationError } from '../../src/federation/service.ts';
 import { hashAndSignEvent, computeEventId } from '../../src/kernel/events.ts';
 import { roomVersion } from '../../src/kernel/room-versions.ts';
 import type { PDU } from '../../src/kernel/types.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
+import { nodes, waitFor } from './helpers.ts';
 
-async function waitFor<T>(fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const quiet = { log: process.env.FED_LOG ? (e: unknown) => console.error('hs log:', e) : () => {} };
-
-async function nodes(n: number) {
-  const net = new InProcessNetwork();
-  const hss: Homeserver[] = [];
-  for (let i = 0; i < n; i++) hss.push(await createNetworkedMemoryHomeserver(net, quiet));
-  return { net, hss };
-}
 
 async function status(p: Promise<unknown>): Promise<{ status: number; errcode: string }> {
   try {
@@ -70,15 +53,15 @@ describe('invites across servers', () => {
     // Accepting: join with no via (through the inviter's server).
     const j = await bob.post(`/_matrix/client/v3/join/${enc(roomId)}`);
     expect(j.status, JSON.stringify(j.body)).toBe(200);
-    await waitFor(async () => (await a.store.rooms.membership(roomId, bob.userId!))?.membership === 'join');
+    await waitFor("A to see Bob's join", async () => (await a.store.rooms.membership(roomId, bob.userId!))?.membership === 'join');
     const s1 = (await bob.get(`/_matrix/client/v3/sync?since=${s0}&timeout=0`)).body;
     expect(s1.rooms.join[roomId]).toBeDefined();
     expect(s1.rooms.invite[roomId]).toBeUndefined();
 
     await alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/1`, { msgtype: 'm.text', body: 'hello bob' });
     await bob.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/1`, { msgtype: 'm.text', body: 'hello alice' });
-    await waitFor(async () => (await bodies(alice, roomId)).length === 2);
-    await waitFor(async () => (await bodies(bob, roomId)).length === 2);
+    await waitFor('both messages for Alice', async () => (await bodies(alice, roomId)).length === 2);
+    await waitFor('both messages for Bob', async () => (await bodies(bob, roomId)).length === 2);
     expect(await bodies(bob, roomId)).toEqual(['hello alice', 'hello bob']);
   });
 
@@ -192,7 +175,7 @@ describe('knocking across servers', () => {
     expect(s2.rooms.invite[roomId]).toBeDefined();
     const j = await bob.post(`/_matrix/client/v3/join/${enc(roomId)}`);
     expect(j.status, JSON.stringify(j.body)).toBe(200);
-    await waitFor(async () => (await a.store.rooms.membership(roomId, bob.userId!))?.membership === 'join');
+    await waitFor("A to see Bob's join", async () => (await a.store.rooms.membership(roomId, bob.userId!))?.membership === 'join');
   });
 
   it('a knock can be retracted by leaving (through the server knocked at)', async () => {
@@ -229,7 +212,7 @@ describe('knocking across servers', () => {
     expect((await carol.post(`/_matrix/client/v3/join/${enc(roomId)}`)).status).toBe(200);
     const bob = await new TestClient(b).register('bob');
     expect((await bob.post(`/_matrix/client/v3/knock/${enc(roomId)}?via=${a.serverName}`, {})).status).toBe(200);
-    await waitFor(async () => (await c.store.rooms.membership(roomId, bob.userId!))?.membership === 'knock');
+    await waitFor("C to see Bob's knock", async () => (await c.store.rooms.membership(roomId, bob.userId!))?.membership === 'knock');
   });
 });
 
