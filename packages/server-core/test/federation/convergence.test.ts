@@ -4,31 +4,18 @@
  * sides make conflicting state changes (power levels, topic, kicks). After healing, every node must
  * hold the identical room state (`store.rooms.currentState`) and the same set of messages.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createNetworkedMemoryHomeserver, InProcessNetwork, type Homeserver } from '../../src/index.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
+import { stopAfterTest, waitFor } from './helpers.ts';
 
-const nodes: Homeserver[] = [];
-afterEach(async () => {
-  for (const n of nodes.splice(0)) await n.stop();
-});
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function network(n: number): Promise<{ net: InProcessNetwork; hs: Homeserver[] }> {
   const net = new InProcessNetwork();
   const hs: Homeserver[] = [];
   for (let i = 0; i < n; i++) {
     const h = await createNetworkedMemoryHomeserver(net, { log: (e) => console.error(`node ${i}:`, e) });
-    nodes.push(h);
+    stopAfterTest(h);
     hs.push(h);
   }
   return { net, hs };

@@ -5,13 +5,12 @@
  * the federation endpoints refuse unauthenticated requests and bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { FederationError } from '../../src/federation/service.ts';
 import { remoteDeviceCache } from '../../src/services/keys.ts';
 import { signJson, signingKeyFromSeed } from '../../src/kernel/signing.ts';
 import { encodeBase64 } from '../../src/kernel/base64.ts';
 import type { JsonObject, JsonValue } from '../../src/kernel/types.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
-import { waitFor, nodes } from './helpers.ts';
+import { federationStatus, nodes, waitFor } from './helpers.ts';
 
 const V3 = '/_matrix/client/v3';
 const F = '/_matrix/federation/v1';
@@ -178,15 +177,7 @@ describe('federation key and device endpoints', () => {
     // Nothing was claimed by the refused request.
     expect(await a.store.keys.oneTimeKeyCounts(alice.userId!, alice.deviceId!)).toEqual({ signed_curve25519: 2 });
 
-    const status = async (method: string, path: string, body?: JsonValue) => {
-      try {
-        await b.federation.request(a.serverName, method, path, body);
-        return 200;
-      } catch (e) {
-        if (e instanceof FederationError) return e.status;
-        throw e;
-      }
-    };
+    const status = async (method: string, path: string, body?: JsonValue) => (await federationStatus(b.federation.request(a.serverName, method, path, body))).status;
     const bad: [string, string, JsonValue?][] = [
       ['GET', `${F}/user/devices/${enc('@x:elsewhere.example')}`],
       ['GET', `${F}/user/devices/not-a-user`],

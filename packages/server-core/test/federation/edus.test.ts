@@ -4,7 +4,7 @@
  * the /sync of users on the others; malformed or spoofed EDUs are ignored without failing a transaction.
  */
 import { describe, expect, it } from 'vitest';
-import { createHomeserver, createNetworkedMemoryHomeserver, InProcessNetwork, MemoryEngine, MIGRATIONS, type Homeserver } from '../../src/index.ts';
+import { createNetworkedMemoryHomeserver, InProcessNetwork, type Homeserver } from '../../src/index.ts';
 import { deviceListOutbox } from '../../src/federation/edus-out.ts';
 import { handleEdu } from '../../src/federation/edu-handlers.ts';
 import { remoteDeviceCache } from '../../src/services/keys.ts';
@@ -12,7 +12,7 @@ import { signJson, signingKeyFromSeed } from '../../src/kernel/signing.ts';
 import { encodeBase64 } from '../../src/kernel/base64.ts';
 import type { JsonObject } from '../../src/kernel/types.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
-import { nodes, stopAfterTest, waitFor } from './helpers.ts';
+import { nodes, restartable, stopAfterTest, waitFor } from './helpers.ts';
 
 const V3 = '/_matrix/client/v3';
 
@@ -254,14 +254,7 @@ describe('device lists across nodes', () => {
 describe('device list updates survive a restart', () => {
   it('a change recorded before a restart is announced after it', async () => {
     const net = new InProcessNetwork();
-    const engine = new MemoryEngine(MIGRATIONS);
-    let nameA = '';
-    const start = async () => {
-      const hs = await createHomeserver({ engine, transport: net.transportFor(() => nameA), log: (e) => console.error('A:', e) });
-      nameA = hs.serverName;
-      net.attach(hs);
-      return hs;
-    };
+    const { start } = restartable(net, (e) => console.error('A:', e));
     let a = await start();
     const b = await createNetworkedMemoryHomeserver(net);
     stopAfterTest(b);

@@ -1,6 +1,7 @@
 /** Shared fixtures for federation tests: in-process nodes (stopped after each test) and polling waits. */
 import { afterEach } from 'vitest';
-import { createNetworkedMemoryHomeserver, InProcessNetwork, type Homeserver } from '../../src/index.ts';
+import { createHomeserver, createNetworkedMemoryHomeserver, InProcessNetwork, MemoryEngine, MIGRATIONS, type Homeserver } from '../../src/index.ts';
+import { FederationError } from '../../src/federation/service.ts';
 
 const running: Homeserver[] = [];
 afterEach(async () => {
@@ -23,7 +24,7 @@ export async function nodes(n: number, opts: { clock?: () => number } = {}) {
 }
 
 /** Poll `fn` until it returns something truthy, or fail after `ms`. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 5000): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -32,3 +33,33 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** The status a federation request gets: 200, or the FederationError's status and errcode. */
+export async function federationStatus(p: Promise<unknown>): Promise<{ status: number; errcode: string }> {
+  try {
+    await p;
+    return { status: 200, errcode: '' };
+  } catch (e) {
+    if (e instanceof FederationError) return { status: e.status, errcode: e.errcode };
+    throw e;
+  }
+}
+
+/**
+ * A homeserver on `net` whose store outlives it, as IndexedDB does: `start()` opens one over the same store (the
+ * same key and server name). The memory engine cannot be re-opened once closed, so a restart abandons the old
+ * instance (stop its background work and detach it from `net` first) rather than stopping it.
+ */
+export function restartable(net: InProcessNetwork, log: (e: unknown) => void = (e) => console.error('restartable:', e)) {
+  const engine = new MemoryEngine(MIGRATIONS);
+  let name = '';
+  return {
+    async start(): Promise<Homeserver> {
+      const hs = await createHomeserver({ engine, transport: net.transportFor(() => name), log });
+      name = hs.serverName;
+      net.attach(hs);
+      return hs;
+    },
+  };
+}
+

@@ -1,22 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Homeserver } from '../../src/index.ts';
-import { FederationError } from '../../src/federation/service.ts';
 import { hashAndSignEvent, computeEventId } from '../../src/kernel/events.ts';
 import { roomVersion } from '../../src/kernel/room-versions.ts';
 import type { PDU } from '../../src/kernel/types.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
-import { nodes, waitFor } from './helpers.ts';
+import { federationStatus, nodes, waitFor } from './helpers.ts';
 
 
-async function status(p: Promise<unknown>): Promise<{ status: number; errcode: string }> {
-  try {
-    await p;
-    return { status: 200, errcode: '' };
-  } catch (e) {
-    if (e instanceof FederationError) return { status: e.status, errcode: e.errcode };
-    throw e;
-  }
-}
+const status = federationStatus;
 
 const bodies = async (c: TestClient, roomId: string) =>
   ((await c.get(`/_matrix/client/v3/rooms/${enc(roomId)}/messages?dir=b&limit=100`)).body.chunk as any[])

@@ -5,11 +5,10 @@
  * federation endpoints refuse unauthenticated requests and bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { FederationError } from '../../src/federation/service.ts';
 import { filenameOf, parseMultipart, remoteMediaKey } from '../../src/services/media.ts';
 import type { JsonValue } from '../../src/kernel/types.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
-import { waitFor, nodes } from './helpers.ts';
+import { federationStatus, nodes, waitFor } from './helpers.ts';
 
 const V3 = '/_matrix/client/v3';
 const F = '/_matrix/federation/v1';
@@ -206,15 +205,7 @@ describe('federation query endpoints', () => {
     }
     expect(await b.federation.request(a.serverName, 'GET', `${F}/query/directory?room_alias=${enc(`#r:${a.serverName}`)}`)).toEqual({ room_id: roomId, servers: [a.serverName] });
 
-    const status = async (method: string, path: string, body?: JsonValue) => {
-      try {
-        await b.federation.request(a.serverName, method, path, body);
-        return 200;
-      } catch (e) {
-        if (e instanceof FederationError) return e.status;
-        throw e;
-      }
-    };
+    const status = async (method: string, path: string, body?: JsonValue) => (await federationStatus(b.federation.request(a.serverName, method, path, body))).status;
     const bad: [string, string, JsonValue?][] = [
       ['GET', `${F}/query/directory`],
       ['GET', `${F}/query/directory?room_alias=nope`],

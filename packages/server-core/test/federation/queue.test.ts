@@ -4,24 +4,11 @@
  * reachable, not after the backoff), in order; a cut link behaves the same; queued traffic survives a
  * restart of the sender; transactions hold at most 50 PDUs.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createHomeserver, createNetworkedMemoryHomeserver, InProcessNetwork, MemoryEngine, MIGRATIONS, type Homeserver } from '../../src/index.ts';
+import { describe, expect, it } from 'vitest';
+import { createNetworkedMemoryHomeserver, InProcessNetwork, type Homeserver } from '../../src/index.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
+import { restartable, stopAfterTest, waitFor } from './helpers.ts';
 
-const nodes: Homeserver[] = [];
-afterEach(async () => {
-  for (const n of nodes.splice(0)) await n.stop().catch(() => {});
-});
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 async function bodies(hs: Homeserver, roomId: string): Promise<string[]> {
   const evs = await hs.store.rooms.timeline(roomId, { dir: 'f', limit: 100_000 });
@@ -31,7 +18,7 @@ async function bodies(hs: Homeserver, roomId: string): Promise<string[]> {
 async function pair(net = new InProcessNetwork()) {
   const a = await createNetworkedMemoryHomeserver(net, { log: (e) => console.error('A:', e) });
   const b = await createNetworkedMemoryHomeserver(net, { log: (e) => console.error('B:', e) });
-  nodes.push(a, b);
+  stopAfterTest(a, b);
   const alice = await new TestClient(a).register('alice');
   const bob = await new TestClient(b).register('bob');
   const roomId = (await alice.post('/_matrix/client/v3/createRoom', { preset: 'public_chat' })).body.room_id as string;
@@ -100,17 +87,10 @@ describe('durable outbound queues', { timeout: 60_000 }, () => {
 
   it('queued traffic survives a restart of the sender', async () => {
     const net = new InProcessNetwork();
-    const engine = new MemoryEngine(MIGRATIONS);
-    let nameA = '';
-    const start = async () => {
-      const hs = await createHomeserver({ engine, transport: net.transportFor(() => nameA), log: (e) => console.error('A:', e) });
-      nameA = hs.serverName;
-      net.attach(hs);
-      return hs;
-    };
+    const { start } = restartable(net, (e) => console.error('A:', e));
     let a = await start();
     const b = await createNetworkedMemoryHomeserver(net);
-    nodes.push(b);
+    stopAfterTest(b);
     const alice = await new TestClient(a).register('alice');
     const bob = await new TestClient(b).register('bob');
     const roomId = (await alice.post('/_matrix/client/v3/createRoom', { preset: 'public_chat' })).body.room_id as string;
@@ -127,7 +107,7 @@ describe('durable outbound queues', { timeout: 60_000 }, () => {
     net.detach(a);
     net.setOnline(b.serverName, true);
     a = await start();
-    nodes.push(a);
+    stopAfterTest(a);
     await waitFor('all 10 on B after the restart', async () => (await bodies(b, roomId)).length === 10);
     expect(await bodies(b, roomId)).toEqual(Array.from({ length: 10 }, (_, i) => `r${i}`));
   });
