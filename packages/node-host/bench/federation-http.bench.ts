@@ -4,24 +4,14 @@
  * pipeline, its durable outbound queue, signed transactions of up to 50 PDUs over HTTP, and B's ingest —
  * and the time for a message to arrive (p50/p99, one at a time). Prints figures; asserts nothing.
  */
-import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { startNodeHost, type NodeHost } from '../src/index.ts';
+import { freePort } from '../test/serve-process.ts';
 
 const N = Number(process.env.BENCH_HTTP_N ?? 3000);
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 async function json(node: NodeHost, method: string, path: string, body?: unknown, token?: string): Promise<any> {
   const r = await fetch(node.url + path, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -6,67 +6,13 @@
  * and when B goes away and comes back (a new process, so a new key and name) A learns it again.
  * (A peer that comes back with the same key, and the queue flushing then: federation-transport.test.ts.)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, kill, ready, serve, waitFor, type Served } from './serve-process.ts';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const READY = /^matrix-p2p node host ready: server name (\S+) at (http:\/\/127\.0\.0\.1:(\d+))$/m;
-
-interface Served {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<unknown>;
-}
-
-function serve(args: string[]): Served {
-  const child = spawn('npm', ['run', '-s', 'serve', '--', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise((res) => child.on('exit', res));
-  return { child, stdout: () => stdout, stderr: () => stderr, exited };
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function ready(s: Served): Promise<{ name: string; url: string }> {
-  return waitFor('the ready line', () => {
-    if (s.child.exitCode !== null) throw new Error(`serve exited early: ${s.stderr()}`);
-    const m = READY.exec(s.stdout());
-    return m ? { name: m[1], url: m[2] } : undefined;
-  });
-}
-
-function kill(s: Served | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
-  try {
-    if (s?.child.pid) process.kill(-s.child.pid, signal);
-  } catch {
-    /* gone */
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => res(port));
-    });
-  });
+/** The ready line as name and URL. */
+async function readyAt(s: Served): Promise<{ name: string; url: string }> {
+  const m = await ready(s);
+  return { name: m[1]!, url: m[2]! };
 }
 
 /** A minimal client-server API client over fetch. */
@@ -114,10 +60,10 @@ describe('two `npm run serve` hosts federating over HTTP', { timeout: 120_000 },
     portB = pB;
     // A first, pointing at a B that does not exist yet.
     a = serve(['--port', String(portA), '--peer', `http://127.0.0.1:${portB}`]);
-    A = await ready(a);
+    A = await readyAt(a);
     await waitFor('A to find B down', () => (a.stderr().includes(`peer http://127.0.0.1:${portB} not reachable yet`) ? true : undefined));
     b = serve(['--port', String(portB), '--peer', A.url]);
-    B = await ready(b);
+    B = await readyAt(b);
   }, 120_000);
 
   afterAll(async () => {
@@ -167,7 +113,7 @@ describe('two `npm run serve` hosts federating over HTTP', { timeout: 120_000 },
     await waitFor('A to notice B is down', () => (a.stderr().includes(`peer http://127.0.0.1:${portB} (${B.name}) unreachable`) ? true : undefined), 15_000);
     // A new B on the same port: a fresh in-memory node with a new key. A re-learns the address.
     b2 = serve(['--port', String(portB), '--peer', A.url]);
-    const B2 = await ready(b2);
+    const B2 = await readyAt(b2);
     expect(B2.name).not.toBe(B.name);
     await waitFor('A to learn the new B', () => (a.stderr().includes(`peer http://127.0.0.1:${portB} is ${B2.name}`) ? true : undefined), 20_000);
     // The new B's user joins and chats: federation works with the re-learned name.

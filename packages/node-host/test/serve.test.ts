@@ -3,59 +3,8 @@
  * real HTTP. The ready line, discovery, CORS preflight, an unknown endpoint, a request with a body and
  * a query, and a clean stop on SIGTERM.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const READY = /^matrix-p2p node host ready: server name (\S+) at (http:\/\/127\.0\.0\.1:(\d+))$/m;
-
-interface Served {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** `npm run -s serve -- <args>` in its own process group (as a terminal runs it), so a signal reaches the host. */
-function serve(args: string[]): Served {
-  const child = spawn('npm', ['run', '-s', 'serve', '--', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => (stdout += d));
-  child.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
-  return { child, stdout: () => stdout, stderr: () => stderr, exited };
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** The ready line's match, or an error if the host exits first. */
-function ready(s: Served): Promise<RegExpExecArray> {
-  return waitFor('the ready line', () => {
-    if (s.child.exitCode !== null) throw new Error(`serve exited early: ${s.stderr()}`);
-    return READY.exec(s.stdout()) ?? undefined;
-  });
-}
-
-/** Whether every process of the group has exited. */
-function groupGone(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return false;
-  } catch {
-    return true;
-  }
-}
+import { groupGone, READY, ready, serve, waitFor, type Served } from './serve-process.ts';
 
 describe('npm run serve', { timeout: 60_000 }, () => {
   let served: Served;
