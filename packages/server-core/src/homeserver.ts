@@ -84,6 +84,9 @@ export class Homeserver {
     this.ingest = new Ingester(this);
     this.peerDirectory = new PeerDirectory(this, opts.peerDirectory);
     this.notifier.notify(store.stream);
+    // Long-polls wake as soon as a batch is visible, not when it is durable: they compute their answer
+    // while IndexedDB commits, and the router holds every answer until what it read is durable.
+    store.onVisible = (position) => (position < this.notifier.position ? this.notifier.rewind(position) : this.notifier.notify(position));
     this.router = createApiRouter(this, endpoints, this.log);
   }
 

@@ -182,7 +182,7 @@ describe('CachingEngine coherence', () => {
     expect(probe.reads).toBe(0);
   });
 
-  it('a failed write changes no cache', async () => {
+  it('a failed write leaves no trace: the caches it touched are dropped, load again and are right', async () => {
     const { probe, engine } = setup();
     await engine.write([...put('small', { id: 1, mail: 'a@x' }), ...put('big', { room: 'r', n: 1, v: 'kept' })]);
     await all(engine, 'small'); // load the mirror
@@ -196,12 +196,43 @@ describe('CachingEngine coherence', () => {
     // Unknown store, and an uncloneable value.
     await expect(engine.write([...put('small', { id: 4 }), ...put('nope', { id: 1 })])).rejects.toThrow();
     await expect(engine.write([...put('big', { room: 'r', n: 1, v: 'x' }), ...put('small', { id: 5, f: () => 1 })])).rejects.toThrow();
+    expect(engine.failedVisibleWrites()).toBe(3);
     const reads = probe.reads;
     expect(await all(engine, 'small')).toEqual([{ id: 1, mail: 'a@x' }]);
     expect(await get(engine, 'big', ['r', 1])).toEqual({ room: 'r', n: 1, v: 'kept' });
     expect(await get(engine, 'big', ['r', 2])).toBe(undefined);
-    expect(probe.reads).toBe(reads + 1); // ['r', 2] was not cached: read through
+    expect(probe.reads).toBe(reads + 3); // the mirror loaded again, both keys read through
     expect(await probe.inner.read((tx) => tx.count('small'))).toBe(1);
+    // ... and then served from memory again.
+    const again = probe.reads;
+    expect(await all(engine, 'small')).toEqual([{ id: 1, mail: 'a@x' }]);
+    expect(await get(engine, 'big', ['r', 1])).toEqual({ room: 'r', n: 1, v: 'kept' });
+    expect(await get(engine, 'big', ['r', 2])).toBe(undefined);
+    expect(probe.reads).toBe(again);
+  });
+
+  it('shows a write to reads as soon as it is issued, before it is durable; settled() waits for it', async () => {
+    const { probe, engine } = setup();
+    await engine.write(put('small', { id: 1, tag: 'a' }));
+    await all(engine, 'small');
+    await get(engine, 'big', ['r', 1]);
+    const ack = gate();
+    probe.ackGate = ack.promise;
+    let visible = false;
+    let durable = false;
+    const w = engine.write([...put('small', { id: 2, tag: 'b' }), ...put('big', { room: 'r', n: 1, v: 'new' })], { onVisible: () => (visible = true) });
+    void w.then(() => (durable = true));
+    expect(visible).toBe(true); // synchronously, from inside write
+    expect((await all(engine, 'small')).map((v) => v.id)).toEqual([1, 2]);
+    expect(await get(engine, 'big', ['r', 1])).toEqual({ room: 'r', n: 1, v: 'new' });
+    let settled = false;
+    const s = engine.settled().then(() => (settled = true));
+    await tick();
+    expect([durable, settled]).toEqual([false, false]);
+    ack.open();
+    await s;
+    expect(durable).toBe(true);
+    expect(engine.failedVisibleWrites()).toBe(0);
   });
 
   it('copies values at write time, and hands out copies', async () => {

@@ -202,6 +202,36 @@ describe('sw-host: routing', () => {
     expect(opened).toBe(1);
   });
 
+  it("hands JSON answers to the page as a one-chunk stream (the same status, headers and bytes), media as the homeserver made it", async () => {
+    const env = fakeScope();
+    const media = new Response(new Uint8Array([1, 2, 3]), { headers: { 'content-type': 'image/png' } });
+    const made: Response[] = [];
+    createSwHost(env.scope, {
+      openHomeserver: async () => ({
+        serverName: 'x',
+        stop: async () => {},
+        handle: async (r: Request) => {
+          const res = new URL(r.url).pathname.endsWith('/media') ? media : jsonResponse(201, { hello: 'wörld' }, { 'x-extra': 'kept' });
+          made.push(res);
+          return res;
+        },
+      }),
+      precache: [],
+      version: 'v1',
+      eager: false,
+    });
+    const a = await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/v3/json`));
+    expect(a).not.toBe(made[0]); // re-bodied
+    expect(made[0].bodyUsed).toBe(false); // its text was taken as it is, not read back
+    expect(a!.status).toBe(201);
+    expect(a!.headers.get('x-extra')).toBe('kept');
+    expect(a!.headers.get('content-type')).toBe('application/json');
+    expect(await a!.text()).toBe('{"hello":"wörld"}');
+    const b = await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/v1/media`));
+    expect(b).toBe(media);
+    expect([...new Uint8Array(await b!.arrayBuffer())]).toEqual([1, 2, 3]);
+  });
+
   it('leaves cross-origin and non-GET requests outside /_matrix to the browser', async () => {
     const env = fakeScope();
     host(env);

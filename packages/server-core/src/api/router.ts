@@ -19,8 +19,23 @@ export const CORS_HEADERS: Record<string, string> = {
   'access-control-expose-headers': 'Content-Type, Content-Length, Content-Disposition, Server-Timing',
 };
 
+/** The body text of each Response that `jsonResponse` made (weakly held: it goes with its Response). */
+const jsonTexts = new WeakMap<Response, string>();
+
 export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...CORS_HEADERS, ...headers } });
+  const text = JSON.stringify(body);
+  const res = new Response(text, { status, headers: { 'content-type': 'application/json', ...CORS_HEADERS, ...headers } });
+  jsonTexts.set(res, text);
+  return res;
+}
+
+/**
+ * The JSON text of a Response that `jsonResponse` made and nobody has read, else undefined: a host that
+ * re-bodies or forwards answers (the Service Worker, the libp2p bridge) takes the text as it is instead of
+ * reading the body stream back.
+ */
+export function jsonResponseText(res: Response): string | undefined {
+  return res.bodyUsed ? undefined : jsonTexts.get(res);
 }
 
 export function errorResponse(e: MatrixError): Response {
@@ -135,6 +150,7 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
     endpoints,
     async handle(req, remote) {
       const t0 = performance.now();
+      const mark = hs.store.readMark();
       let res: Response;
       try {
         res = await dispatch(req, remote);
@@ -144,6 +160,10 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
           log(err);
           res = errorResponse(new MatrixError(500, 'M_UNKNOWN', 'Internal server error'));
         }
+      }
+      // Nothing leaves before what it may have read is durable (the store shows writes while they commit).
+      if (!(await hs.store.durable(mark))) {
+        res = jsonResponse(503, { errcode: 'M_UNKNOWN', error: 'A write failed while this request was answered; try again' }, { 'retry-after': '1' });
       }
       // How long the homeserver itself took (Server-Timing, W3C): benchmarks and DevTools tell it apart from
       // the time spent reaching the worker or the peer. A handler's own Response may have immutable headers.

@@ -203,6 +203,7 @@ export class FederationService {
         s.again = false;
         if (this.isStopped) break;
         if (!s.pending) {
+          const mark = this.hs.store.readMark();
           const rows = await this.hs.store.rooms.read((tx) =>
             tx.query<OutboundRecord>('outbound', { range: { lower: [destination], upper: [destination, []] }, limit: MAX_PDUS + MAX_EDUS }),
           );
@@ -214,6 +215,9 @@ export class FederationService {
             if (r.kind === 'pdu' && pdus.length < MAX_PDUS) (pdus.push(r.payload), sent.push(r));
             else if (r.kind === 'edu' && edus.length < MAX_EDUS) (edus.push(r.payload), sent.push(r));
           }
+          // What was queued is sent once it is durable (the store shows a batch while it commits); read
+          // again if a write failed meanwhile.
+          if (!(await this.hs.store.durable(mark))) continue;
           s.pending = { txnId: `${this.hs.clock()}_${randomId(6)}`, sent, body: { origin: this.hs.serverName, origin_server_ts: this.hs.clock(), pdus, edus } };
         }
         const { txnId, sent, body } = s.pending;

@@ -57,7 +57,7 @@
  */
 import {
   compareKeys, inRange, keyOf, schemaOf, type Key, type KeyRange, type Migration, type QueryOptions, type ReadTx, type StorageEngine, type StoreSchema,
-  type WriteOp,
+  type WriteOp, type WriteOptions,
 } from './engine.ts';
 import { MemoryEngine } from './memory-engine.ts';
 
@@ -183,6 +183,10 @@ export class CachingEngine implements StorageEngine {
   /** Bumped when a write is handed to the inner engine and again when it settles. */
   private epoch = 0;
   private inflight = 0;
+  /** Writes issued and not yet settled (each resolves, to whether it succeeded). */
+  private readonly pending = new Set<Promise<boolean>>();
+  /** Writes that failed after the caches had taken them. */
+  private failed = 0;
   /** Stores some read is loading (other reads do not load them again meanwhile). */
   private readonly loading = new Set<string>();
   private closed = false;
@@ -435,7 +439,7 @@ export class CachingEngine implements StorageEngine {
     while (cache.entries.size > cache.size) cache.entries.delete(cache.entries.keys().next().value!);
   }
 
-  async write(ops: WriteOp[]): Promise<void> {
+  async write(ops: WriteOp[], opts?: WriteOptions): Promise<void> {
     this.live();
     // Copy now what the caches will take (a caller may change its objects once write returns a promise).
     let copies: WriteOp[] | undefined;
@@ -452,16 +456,47 @@ export class CachingEngine implements StorageEngine {
     }
     this.inflight++;
     this.epoch++;
+    // The inner engine issues its transaction now (IndexedDB: the requests and `commit()`, synchronously
+    // inside its `write`): a read transaction opened from here on is ordered after it (IndexedDB 3.0,
+    // "transaction scheduling": a read-only transaction waits for earlier overlapping read/write ones).
+    // So the caches take the write at once, and reads, here or there, all see it while it commits.
+    let inner: Promise<void>;
     try {
-      await this.inner.write(ops);
+      inner = this.inner.write(ops);
+    } catch (err) {
+      inner = Promise.reject(err);
+    }
+    const done = inner.then(
+      () => true,
+      () => false,
+    );
+    this.pending.add(done);
+    try {
       if (!this.closed) this.apply(copies, touched);
+      opts?.onVisible?.();
+      await inner;
+    } catch (err) {
+      // Reads may have seen it: the caches it touched go (they load again from the inner engine), and
+      // `failedVisibleWrites` tells whoever read meanwhile not to let it out.
+      this.failed++;
+      for (const s of touched) this.drop(s);
+      throw err;
     } finally {
+      this.pending.delete(done);
       this.inflight--;
       this.epoch++;
     }
   }
 
-  /** Apply a committed write to the loaded mirrors and the LRU caches (synchronously). */
+  async settled(): Promise<void> {
+    if (this.pending.size) await Promise.all([...this.pending]);
+  }
+
+  failedVisibleWrites(): number {
+    return this.failed;
+  }
+
+  /** Apply a write (issued to the inner engine) to the loaded mirrors and the LRU caches (synchronously). */
   private apply(copies: WriteOp[] | undefined, touched: Set<string>): void {
     if (!copies) {
       for (const s of touched) this.drop(s);

@@ -36,6 +36,18 @@ export type WriteOp =
   | { op: 'delete'; store: string; key: Key }
   | { op: 'deleteRange'; store: string; range: KeyRange };
 
+export interface WriteOptions {
+  /**
+   * Called once (synchronously, from inside `write`) when reads through this engine can see the ops. An
+   * engine that applies a write only when it is durable need not call it (the caller takes the resolution
+   * of `write` for it); the CachingEngine calls it as soon as the write is issued to IndexedDB, so that
+   * what waits for the write (a long-poll `/sync`) works while the commit is in flight. Until `write`
+   * resolves, what reads saw of it may still be lost: nothing read may leave the node before `settled()`
+   * (the Store's `durable`).
+   */
+  onVisible?: () => void;
+}
+
 export interface StorageEngine {
   /**
    * Run `fn` in one read transaction across all stores. `fn` must await only the ReadTx's own
@@ -43,7 +55,17 @@ export interface StorageEngine {
    */
   read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T>;
   /** Apply all ops atomically (all or none), in order. Resolves once durable (IndexedDB: `complete`). */
-  write(ops: WriteOp[]): Promise<void>;
+  write(ops: WriteOp[], opts?: WriteOptions): Promise<void>;
+  /**
+   * Engines that show a write to reads before it is durable (CachingEngine; see `WriteOptions.onVisible`):
+   * resolves once every write issued so far has settled (become durable or failed).
+   */
+  settled?(): Promise<void>;
+  /**
+   * Such engines: how many writes have failed after reads could see them (never decreases). What was read
+   * while one of them was pending may be gone: see `Store.durable`.
+   */
+  failedVisibleWrites?(): number;
   /** Estimated bytes used, when the engine can tell. */
   estimateSize?(): Promise<number | undefined>;
   close(): Promise<void>;

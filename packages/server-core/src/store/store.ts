@@ -61,12 +61,53 @@ export class Store {
   /** @internal */ allocStateGroup(): number {
     return this.nextStateGroup++;
   }
+  /**
+   * Called with the stream position each time a batch becomes visible to reads (the homeserver wakes
+   * `/sync` with it): with the CachingEngine, while the batch is still committing (see `durable`). If
+   * that batch then fails, it is called again with the position before it (lower).
+   */
+  onVisible?: (position: number) => void;
+
   /** @internal */ async commitBatch(ops: WriteOp[], stream: number, lastGroup: number): Promise<void> {
     const all = [...ops];
     if (stream > this.streamPos) all.push({ op: 'put', store: 'meta', value: { key: 'stream', value: stream } });
     all.push({ op: 'put', store: 'meta', value: { key: 'state_group', value: Math.max(lastGroup, this.nextStateGroup - 1) } });
-    await this.engine.write(all);
-    if (stream > this.streamPos) this.streamPos = stream;
+    const before = this.streamPos;
+    let shown = false;
+    const show = () => {
+      if (shown) return;
+      shown = true;
+      if (stream > this.streamPos) this.streamPos = stream;
+      this.onVisible?.(this.streamPos);
+    };
+    try {
+      await this.engine.write(all, { onVisible: show });
+    } catch (err) {
+      // Shown, then failed: the position goes back (the next batch takes it again; a token naming it was
+      // never let out, see `durable`), and so does whoever was told of it.
+      if (shown && this.streamPos === stream && stream > before) {
+        this.streamPos = before;
+        this.onVisible?.(before);
+      }
+      throw err;
+    }
+    show();
+  }
+
+  /** A mark to take before reading what `durable` will vouch for. */
+  readMark(): number {
+    return this.engine.failedVisibleWrites?.() ?? 0;
+  }
+
+  /**
+   * Wait until everything reads could see is durable, before any of it leaves the node (a response, a
+   * federation transaction). False when a write that reads could see failed since `mark` (taken before
+   * reading): what was read may never have been stored, so it must be read again or refused.
+   */
+  async durable(mark: number): Promise<boolean> {
+    if (!this.engine.settled) return true;
+    await this.engine.settled();
+    return this.readMark() === mark;
   }
 
   async getMeta<T>(key: string): Promise<T | undefined> {

@@ -19,16 +19,27 @@ export class Mutex {
  */
 export class Notifier {
   private waiters = new Set<{ after: number; resolve: () => void }>();
-  private position = 0;
+  private pos = 0;
+  /** The highest position notified (lowered only by `rewind`). */
+  get position(): number {
+    return this.pos;
+  }
   /** Called after each commit with the new stream position (and on other wake-ups such as typing). */
   notify(position: number): void {
-    if (position > this.position) this.position = position;
+    if (position > this.pos) this.pos = position;
     for (const w of [...this.waiters]) {
       if (this.position > w.after || position < 0) {
         this.waiters.delete(w);
         w.resolve();
       }
     }
+  }
+  /**
+   * Go back to `position`: a batch that was shown before it was durable failed (Store.onVisible). Waiters
+   * it woke have gone; a waiter that comes after waits for the next real change.
+   */
+  rewind(position: number): void {
+    if (position < this.pos) this.pos = Math.max(position, 0);
   }
   /** Wake every waiter (e.g. typing changed, which is not in the stored stream). */
   wakeAll(): void {
