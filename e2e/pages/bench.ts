@@ -175,8 +175,60 @@ async function fedEcho(n: number): Promise<{ echoes: number[] }> {
   return { echoes };
 }
 
+/**
+ * Local echo through the homeserver worker, as a client sees it: with `fetch` from this page (which the worker
+ * controls), a long-poll `/sync` is waiting when the page PUTs a message; the time is until that `/sync` has
+ * returned and its body is parsed. A fresh account and room each run.
+ */
+async function workerEcho(n: number): Promise<{ echoes: number[]; sends: number[] }> {
+  const mx = async (method: string, path: string, token?: string, body?: unknown): Promise<any> => {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    return r.json();
+  };
+  const user = `echo${Date.now()}`;
+  const first = await mx('POST', '/_matrix/client/v3/register', undefined, { username: user, password: 'bench-password' });
+  const reg = await mx('POST', '/_matrix/client/v3/register', undefined, { username: user, password: 'bench-password', auth: { type: 'm.login.dummy', session: first.session } });
+  const token = reg.access_token as string;
+  if (!token) throw new Error(`could not register: ${JSON.stringify(reg)}`);
+  const { room_id: roomId } = await mx('POST', '/_matrix/client/v3/createRoom', token, { name: 'echo bench' });
+  const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/`;
+  let since = (await mx('GET', '/_matrix/client/v3/sync?timeout=0', token)).next_batch as string;
+  const echoes: number[] = [];
+  const sends: number[] = [];
+  for (let i = -10; i < n; i++) {
+    const txn = `echo-${Date.now()}-${i}`;
+    const pending = mx('GET', `/_matrix/client/v3/sync?since=${encodeURIComponent(since)}&timeout=30000`, token);
+    await new Promise((r) => setTimeout(r, 15)); // the long-poll is waiting in the worker
+    const t0 = performance.now();
+    let echoedAt = 0;
+    const got = pending.then((b) => ((echoedAt = performance.now()), b));
+    await mx('PUT', path + txn, token, { msgtype: 'm.text', body: `echo ${i}` });
+    const sent = performance.now() - t0;
+    const body = await got;
+    const events: Array<{ unsigned?: { transaction_id?: string } }> = body.rooms?.join?.[roomId]?.timeline?.events ?? [];
+    if (!events.some((e) => e.unsigned?.transaction_id === txn)) throw new Error('the long-poll returned without the echo');
+    since = body.next_batch;
+    if (i < 0) continue; // warm-up
+    sends.push(sent);
+    echoes.push(echoedAt - t0);
+  }
+  return { echoes, sends };
+}
+
+/** Until the homeserver worker controls this page (registering it when this browser profile has none yet). */
+async function controlled(): Promise<void> {
+  if (navigator.serviceWorker.controller) return;
+  const changed = new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true }));
+  await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+  await changed;
+}
+
 declare global {
   interface Window {
+    benchWorkerEcho: typeof workerEcho;
     benchOpenSteps: typeof openSteps;
     benchCoreEcho: (kind: EchoKind, n: number) => Promise<CoreEcho>;
     benchFedEcho: typeof fedEcho;
@@ -185,4 +237,20 @@ declare global {
 window.benchCoreEcho = echo;
 window.benchOpenSteps = openSteps;
 window.benchFedEcho = fedEcho;
+window.benchWorkerEcho = workerEcho;
+
+// Run on its own (no automation attached; sw.bench.ts starts Chromium on `?run=worker-echo&n=…` and reads the
+// browser's log): prints one line `MATRIX_P2P_BENCH <json>` to the console.
+const params = new URLSearchParams(location.search);
+if (params.get('run') === 'worker-echo') {
+  void (async () => {
+    try {
+      await controlled();
+      const result = await workerEcho(Number(params.get('n') ?? 200));
+      console.log(`MATRIX_P2P_BENCH ${JSON.stringify(result)}`);
+    } catch (e) {
+      console.log(`MATRIX_P2P_BENCH ${JSON.stringify({ error: String(e) })}`);
+    }
+  })();
+}
 document.getElementById('out')!.textContent = 'ready';
