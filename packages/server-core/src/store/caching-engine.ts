@@ -26,12 +26,19 @@
  *   whenever the tail alone yields that many rows (every row not in it sorts below every row in it):
  *   "the newest n events of this room" is answered from memory once the room has n recent events.
  *
- * Writes: the ops go to the inner engine unchanged (atomic there). Only after it succeeds are the same
- * ops applied, synchronously, to the loaded mirrors (`MemoryEngine.writeNow`), to the tails (a put of a
- * row at or below the floor becomes a delete of its key) and to the LRU caches (put: cached; delete:
- * cached as absent; deleteRange: entries in range dropped). The values are copied when `write` is
- * called (as IndexedDB does), so a caller changing its objects afterwards changes nothing. A failed
- * write touches no cache.
+ * Writes: the ops go to the inner engine unchanged (atomic there), which issues its transaction at once;
+ * in the same step the same ops are applied, synchronously, to the loaded mirrors (`MemoryEngine.writeNow`),
+ * to the tails (a put of a row at or below the floor becomes a delete of its key) and to the LRU caches
+ * (put: cached; delete: cached as absent; deleteRange: entries in range dropped), and `onVisible` is
+ * called: reads see the write while IndexedDB commits it (~1 ms), so a long-poll /sync computes its answer
+ * meanwhile. A read that goes to the inner engine then is ordered after the write too (IndexedDB runs a
+ * read-only transaction after the earlier read/write ones it overlaps; MemoryEngine applies at once).
+ * `write` still resolves only when the write is durable, and `settled()` waits for every write in flight:
+ * the Store's `durable` holds answers and outbound transactions until what they read is stored. A write
+ * that fails after being shown drops the caches it touched (they load again from the inner engine) and
+ * counts in `failedVisibleWrites`, which tells those readers to refuse what they read. The values are
+ * copied when `write` is called (as IndexedDB does), so a caller changing its objects afterwards changes
+ * nothing.
  *
  * Reads: `read(fn)` gives `fn` a ReadTx that routes each call: to a loaded mirror, to a tail that can
  * answer it, to an LRU hit (each a resolved promise: a microtask, which keeps an IndexedDB transaction
@@ -48,8 +55,8 @@
  *
  * Isolation: each call sees whole write batches. As with MemoryEngine (not raw IndexedDB), one `read(fn)`
  * is not a snapshot across calls: a batch that completes while `fn` runs may be seen by its later calls
- * (caches are updated when the inner write completes). The Store never relied on more (it runs over
- * MemoryEngine in Node).
+ * (caches are updated when the write is issued). The Store never relied on more (it runs over MemoryEngine
+ * in Node).
  *
  * Memory: the mirrors (small stores, each at most its row limit), at most `keep` tail rows and the LRU
  * entries (recent events are in both): with the defaults, about 3,000 events and 256 state groups, a
