@@ -2,11 +2,12 @@
 // that a waiting /sync works meanwhile); nothing read of one may leave the node before it is durable, and
 // a write that fails after being shown leaves no trace.
 import { describe, expect, it, vi } from 'vitest';
-import { CachingEngine, createHomeserver, MemoryEngine, type Homeserver } from '../src/index.ts';
+import { CachingEngine, createHomeserver, createNetworkedMemoryHomeserver, InProcessNetwork, MemoryEngine, type Homeserver } from '../src/index.ts';
 import type { ReadTx, StorageEngine, WriteOp } from '../src/store/engine.ts';
 import { MIGRATIONS } from '../src/store/schema.ts';
 import { Store } from '../src/store/store.ts';
 import { enc, TestClient } from './helpers/hs.ts';
+import { stopAfterTest, waitFor } from './federation/helpers.ts';
 
 /** An engine whose writes can be held (as an IndexedDB commit in flight) and then made to fail. */
 class HeldEngine implements StorageEngine {
@@ -140,5 +141,41 @@ describe('writes shown before they are durable', () => {
     const messages = await alice.get(`/_matrix/client/v3/rooms/${enc(roomId)}/messages?dir=b&limit=10`);
     expect(messages.body.chunk.map((e: { content: { body?: string } }) => e.content.body).filter(Boolean)).toEqual(['two']);
     await hs.stop();
+  });
+
+  it('federation: the queue is sent only once durable; a send whose write fails after being shown never reaches the peer', async () => {
+    const net = new InProcessNetwork();
+    const held = new HeldEngine();
+    let name = '';
+    const a = await createHomeserver({ engine: new CachingEngine(held, { migrations: MIGRATIONS }), transport: net.transportFor(() => name), log: () => {} });
+    name = a.serverName;
+    net.attach(a);
+    const b = await createNetworkedMemoryHomeserver(net, { log: () => {} });
+    stopAfterTest(a, b);
+    const alice = await new TestClient(a).register('alice');
+    const bob = await new TestClient(b).register('bob');
+    const roomId = (await alice.post('/_matrix/client/v3/createRoom', { preset: 'public_chat' })).body.room_id as string;
+    expect((await bob.post(`/_matrix/client/v3/join/${enc(roomId)}?server_name=${a.serverName}`)).status).toBe(200);
+    // B's own store (an API call at B could ask A for history, and A holds every answer while a write is held).
+    const bodiesAtB = async () => (await b.store.rooms.timeline(roomId, { dir: 'b', limit: 20 }))
+      .map((e) => (e.pdu.content as { body?: string }).body).filter(Boolean);
+    // Held: shown (so the queue is kicked and the transaction signed) but not durable: nothing goes.
+    held.hold();
+    const sendHeld = alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/t1`, { msgtype: 'm.text', body: 'held' });
+    await tick();
+    await tick();
+    expect(await bodiesAtB()).toEqual([]);
+    held.release();
+    expect((await sendHeld).status).toBe(200);
+    await waitFor('"held" at B', async () => (await bodiesAtB()).includes('held'));
+    // Shown, then failed: never sent.
+    held.hold();
+    const sendLost = alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/t2`, { msgtype: 'm.text', body: 'lost' });
+    await tick();
+    held.release({ fail: true });
+    expect((await sendLost).status).toBeGreaterThanOrEqual(500);
+    expect((await alice.put(`/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/t3`, { msgtype: 'm.text', body: 'after' })).status).toBe(200);
+    await waitFor('"after" at B', async () => (await bodiesAtB()).includes('after'));
+    expect(await bodiesAtB()).toEqual(['after', 'held']);
   });
 });

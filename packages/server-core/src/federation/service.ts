@@ -47,8 +47,20 @@ interface SenderState {
    *  the backoff (the attempt may have started before the peer was back). */
   reachedDuringAttempt?: boolean;
   /** The transaction being sent: retried as it is, same id and content, until the peer takes it (spec). */
-  pending?: { txnId: string; sent: OutboundRecord[]; body: JsonObject };
+  pending?: { txnId: string; sent: OutboundRecord[]; body: JsonObject; mark?: number };
 }
+
+export interface RequestOptions {
+  timeoutMs?: number;
+  /**
+   * Called once the request is built and signed, just before it goes: false stops it (NotDurable). The
+   * sender uses it to send only what is durable while signing during the commit.
+   */
+  ready?: () => Promise<boolean>;
+}
+
+/** What `ready` said: what the request carries was read from a write that failed (read it again). */
+class NotDurable extends Error {}
 
 /** Transactions received lately, per origin and id, so a retried one gets the same answer (spec: one txnId, one transaction). */
 const RECENT_TXNS = 1000;
@@ -107,7 +119,7 @@ export class FederationService {
    * A signed request to another server; resolves with its JSON body, rejects with FederationError. With
    * `maxBytes`, a longer answer is refused (M_TOO_LARGE) as soon as it exceeds it, not read to its end.
    */
-  async request<T = JsonObject>(destination: string, method: string, path: string, body?: JsonValue, opts: { timeoutMs?: number; maxBytes?: number } = {}): Promise<T> {
+  async request<T = JsonObject>(destination: string, method: string, path: string, body?: JsonValue, opts: RequestOptions & { maxBytes?: number } = {}): Promise<T> {
     const res = await this.rawRequest(destination, method, path, body, opts);
     const text = opts.maxBytes === undefined ? await res.text() : await boundedText(res, opts.maxBytes, destination);
     let json: unknown;
@@ -124,7 +136,7 @@ export class FederationService {
   }
 
   /** A signed request returning the raw Response (media). */
-  async rawRequest(destination: string, method: string, path: string, body?: JsonValue, opts: { timeoutMs?: number } = {}): Promise<Response> {
+  async rawRequest(destination: string, method: string, path: string, body?: JsonValue, opts: RequestOptions = {}): Promise<Response> {
     if (!this.transport) throw new FederationError(destination, 0, 'M_UNRECOGNIZED', 'Federation is not enabled on this node');
     if (destination === this.hs.serverName) throw new FederationError(destination, 0, 'M_UNKNOWN', 'Refusing to federate with ourselves');
     const url = new URL(path, FEDERATION_ORIGIN);
@@ -137,8 +149,10 @@ export class FederationService {
     let res: Response;
     try {
       const bytes = body === undefined ? undefined : utf8.encode(JSON.stringify(body));
+      if (opts.ready && !(await opts.ready())) throw new NotDurable();
       res = await this.transport.fetch(destination, new Request(url, { method, headers, body: bytes, signal }), bytes ? { body: bytes } : undefined);
     } catch (e) {
+      if (e instanceof NotDurable) throw e;
       throw new FederationError(destination, 0, 'M_UNREACHABLE', `cannot reach ${destination}: ${(e as Error)?.message ?? e}`);
     }
     return res;
@@ -215,17 +229,27 @@ export class FederationService {
             if (r.kind === 'pdu' && pdus.length < MAX_PDUS) (pdus.push(r.payload), sent.push(r));
             else if (r.kind === 'edu' && edus.length < MAX_EDUS) (edus.push(r.payload), sent.push(r));
           }
-          // What was queued is sent once it is durable (the store shows a batch while it commits); read
-          // again if a write failed meanwhile.
-          if (!(await this.hs.store.durable(mark))) continue;
-          s.pending = { txnId: `${this.hs.clock()}_${randomId(6)}`, sent, body: { origin: this.hs.serverName, origin_server_ts: this.hs.clock(), pdus, edus } };
+          s.pending = { txnId: `${this.hs.clock()}_${randomId(6)}`, sent, body: { origin: this.hs.serverName, origin_server_ts: this.hs.clock(), pdus, edus }, mark };
         }
-        const { txnId, sent, body } = s.pending;
+        const pending = s.pending;
+        const { txnId, sent, body } = pending;
         s.lastAttempt = this.hs.clock();
         s.reachedDuringAttempt = false;
         try {
-          await this.request(destination, 'PUT', `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`, body);
+          // The queue is kicked as soon as a batch is visible, while it commits: the transaction is built and
+          // signed meanwhile, and goes once what it read is durable (read again if a write failed).
+          const ready = async () => {
+            if (pending.mark === undefined) return true;
+            if (!(await this.hs.store.durable(pending.mark))) return false;
+            pending.mark = undefined;
+            return true;
+          };
+          await this.request(destination, 'PUT', `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`, body, { ready });
         } catch (e) {
+          if (e instanceof NotDurable) {
+            s.pending = undefined;
+            continue;
+          }
           // A 4xx other than rate limiting will not get better by retrying: drop the transaction
           // (spec: PDUs a server refuses are not retried); otherwise back off and retry the same one.
           if (e instanceof FederationError && e.status >= 400 && e.status < 500 && e.status !== 429 && e.status !== 401 && e.status !== 404) {

@@ -229,9 +229,12 @@ export class RoomWriter {
       // Local `unsigned` additions (invite_room_state...) are ours: the federation form goes without them.
       for (const e of this.appended) this.hs.federation.enqueue(this.batch, destinations, 'pdu', federationPdu(e) as unknown as JsonObject, e.stream!);
     }
-    const pos = await this.batch.commit();
+    // The queues are kicked as soon as the batch is visible: the sender signs its transaction while the
+    // batch commits, and sends once it is durable (FederationService.run).
+    const pos = await this.batch.commit(() => {
+      for (const d of destinations) this.hs.federation.kick(d);
+    });
     this.hs.notifier.notify(pos);
-    for (const d of destinations) this.hs.federation.kick(d);
     // Local membership changes (re)publish rooms in the background (peer directory, issue #7).
     for (const e of this.appended) if (e.type === 'm.room.member' && e.stateKey !== undefined && this.hs.isLocal(e.stateKey)) this.hs.peerDirectory.membershipChanged(e.roomId);
     for (const e of this.appended) if (e.stateKey !== undefined) this.hs.peerDirectory.roomStateChanged(e.roomId, e.type);

@@ -461,6 +461,20 @@ export class CachingEngine implements StorageEngine {
     } catch {
       copies = undefined; // uncloneable: the inner engine rejects it too (else the touched caches are dropped)
     }
+    if (copies && touched.size === 0) {
+      // Nothing cached changes (media, say, whose writes can be big and slow): reads see it through the inner
+      // engine once it is durable, and nobody has to wait for it.
+      this.inflight++;
+      this.epoch++;
+      try {
+        await this.inner.write(ops);
+      } finally {
+        this.inflight--;
+        this.epoch++;
+      }
+      opts?.onVisible?.();
+      return;
+    }
     this.inflight++;
     this.epoch++;
     // The inner engine issues its transaction now (IndexedDB: the requests and `commit()`, synchronously

@@ -68,10 +68,12 @@ export class Store {
    */
   onVisible?: (position: number) => void;
 
-  /** @internal */ async commitBatch(ops: WriteOp[], stream: number, lastGroup: number): Promise<void> {
+  /** @internal */ async commitBatch(ops: WriteOp[], stream: number, lastGroup: number, onVisible?: () => void): Promise<void> {
     const all = [...ops];
     if (stream > this.streamPos) all.push({ op: 'put', store: 'meta', value: { key: 'stream', value: stream } });
-    all.push({ op: 'put', store: 'meta', value: { key: 'state_group', value: Math.max(lastGroup, this.nextStateGroup - 1) } });
+    // The counters go with the batch that moves them (a batch that moves none, a media upload say, writes only
+    // its own rows: see CachingEngine.write). Ids a failed batch took are never referenced.
+    if (lastGroup > 0) all.push({ op: 'put', store: 'meta', value: { key: 'state_group', value: Math.max(lastGroup, this.nextStateGroup - 1) } });
     const before = this.streamPos;
     let shown = false;
     const show = () => {
@@ -79,6 +81,7 @@ export class Store {
       shown = true;
       if (stream > this.streamPos) this.streamPos = stream;
       this.onVisible?.(this.streamPos);
+      onVisible?.();
     };
     try {
       await this.engine.write(all, { onVisible: show });
@@ -153,8 +156,12 @@ export class WriteBatch {
     this.ops.push(...ops);
     return this;
   }
-  async commit(): Promise<number> {
-    await this.store.commitBatch(this.ops, this.stream, this.lastGroup);
+  /**
+   * Write the batch; resolves with the stream position once it is durable. `onVisible` is called when reads
+   * can see it, which may be before (see Store.durable).
+   */
+  async commit(onVisible?: () => void): Promise<number> {
+    await this.store.commitBatch(this.ops, this.stream, this.lastGroup, onVisible);
     return this.store.stream;
   }
 }
