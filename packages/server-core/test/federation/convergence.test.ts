@@ -107,6 +107,9 @@ describe('three and more nodes in one process', { timeout: 60_000 }, () => {
     // And rejoins through A: C catches up with the state, and new messages flow again.
     await joinVia(carol, roomId, a);
     await send(carol, roomId, 'carol is back');
+    // B sends to the servers it knows are in the room: it must have heard of the rejoin first (else C gets the
+    // message only when a later event refers to it).
+    await waitFor('B knows carol is back', async () => (await membershipOn(b, roomId, carol.userId!)) === 'join');
     await send(bob, roomId, 'welcome back');
     const state = await converged(hs.filter((h) => h !== c), roomId);
     await waitFor('C has the new messages', async () => (await messageBodies(c, roomId)).includes('welcome back'));
