@@ -11,7 +11,7 @@
  *   what was fetched before); offline navigations get the cached `index.html`.
  */
 import { jsonResponseText } from '@matrix-p2p/server-core';
-import { deserializeRequest, exposeInbound, serializeResponse, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
+import { deserializeRequest, exposeInbound, serializeResponse, serializeResponseHead, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
 import type { WorkerFederation } from './federation.ts';
 import { NEED_HOST, isWorkerRequest, type AnyWorkerReply, type WorkerRequest, type WorkerStatus } from './protocol.ts';
 import type { ExtendableEvent, ExtendableMessageEvent, FetchEvent, SwScope } from './worker-types.ts';
@@ -110,10 +110,7 @@ function forPage(res: Response): Response {
 async function forBridge(res: Response): Promise<WireResponse> {
   const text = jsonResponseText(res);
   if (text === undefined) return serializeResponse(res);
-  const bytes = utf8.encode(text);
-  const headers: [string, string][] = [];
-  res.headers.forEach((value, name) => headers.push([name, value]));
-  return { status: res.status, headers, body: bytes.byteLength > 0 ? (bytes.buffer as ArrayBuffer) : null };
+  return serializeResponseHead(res, utf8.encode(text).buffer as ArrayBuffer);
 }
 
 function randomId(): string {

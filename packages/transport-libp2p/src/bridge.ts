@@ -55,7 +55,11 @@ export function deserializeRequest(wire: WireRequest, signal?: AbortSignal): Req
 }
 
 export async function serializeResponse(response: Response): Promise<WireResponse> {
-  const body = response.body === null ? null : await response.arrayBuffer();
+  return serializeResponseHead(response, response.body === null ? null : await response.arrayBuffer());
+}
+
+/** A response's status and headers with a body already at hand (the response's own body is not read). */
+export function serializeResponseHead(response: Response, body: ArrayBuffer | null): WireResponse {
   return { status: response.status, headers: pairs(response.headers), body: body && body.byteLength > 0 ? body : null };
 }
 
