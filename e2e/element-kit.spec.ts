@@ -15,8 +15,15 @@ const INDEX = `<!doctype html><html><head><meta charset="utf-8"><title>element-l
 const APP = `navigator.serviceWorker.register('sw.js').then(() => navigator.serviceWorker.ready).then(async () => {
   const cfg = await (await fetch('config.json')).json();
   const base = cfg.default_server_config['m.homeserver'].base_url;
-  const v = await (await fetch(base + '/_matrix/client/versions')).json();
-  document.getElementById('state').textContent = 'versions ' + v.versions.join(',');
+  // Until the worker has claimed this page, requests still reach the static server (404): a client retries.
+  for (let i = 0; i < 50; i++) {
+    const r = await fetch(base + '/_matrix/client/versions');
+    if (r.ok) {
+      document.getElementById('state').textContent = 'versions ' + (await r.json()).versions.join(',');
+      return;
+    }
+    await new Promise((t) => setTimeout(t, 100));
+  }
 });`;
 
 test('Element kit: sw.js in a third-party deployment turns its origin into the homeserver', async ({ browser }) => {

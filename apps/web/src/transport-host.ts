@@ -16,7 +16,7 @@
 import type { P2PNode, PeerStatus } from '@matrix-p2p/transport-libp2p';
 import { IDEMPOTENT } from '@matrix-p2p/transport-libp2p/constants';
 import { deserializeResponse, exposeHost, hostApi, InboundPortClosedError, serializeHead, wrapInbound, type InboundLink, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
-import type { AnyWorkerReply } from '@matrix-p2p/sw-host/client';
+import { askWorker, type AnyWorkerReply } from '@matrix-p2p/sw-host/client';
 
 const LOCK = 'matrix-p2p-transport';
 /** How many recent durations `timings()` keeps per direction. */
@@ -55,19 +55,7 @@ function keep(list: number[], ms: number): void {
 async function ask(registration: ServiceWorkerRegistration, msg: unknown, extra: Transferable[] = [], timeoutMs = 60_000): Promise<AnyWorkerReply> {
   const worker = registration.active ?? (await navigator.serviceWorker.ready).active;
   if (!worker) throw new Error('no active worker');
-  return new Promise((resolve, reject) => {
-    const ch = new MessageChannel();
-    const timer = setTimeout(() => {
-      ch.port1.close();
-      reject(new Error('the worker did not answer'));
-    }, timeoutMs);
-    ch.port1.onmessage = (e: MessageEvent<AnyWorkerReply>) => {
-      clearTimeout(timer);
-      ch.port1.close();
-      resolve(e.data);
-    };
-    worker.postMessage(msg, [ch.port2, ...extra]);
-  });
+  return askWorker(worker, msg, extra, timeoutMs);
 }
 
 /** Become the transport host when elected; `onChange` is called whenever the role or the peers change. */

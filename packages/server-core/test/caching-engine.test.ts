@@ -2,7 +2,7 @@
 // then cache coherence (mirrors, LRU caches, failed writes, overlapping reads and writes, a random model check).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CachingEngine, type CachingEngineOptions, type TailOptions } from '../src/store/caching-engine.ts';
+import { CachingEngine, tinyTails, type CachingEngineOptions } from '../src/store/caching-engine.ts';
 import { engineConformance } from '../src/store/engine-conformance.ts';
 import { prefixRange, schemaOf, type Key, type Migration, type QueryOptions, type ReadTx, type StorageEngine, type WriteOp } from '../src/store/engine.ts';
 import { MemoryEngine } from '../src/store/memory-engine.ts';
@@ -12,15 +12,6 @@ import { Store } from '../src/store/store.ts';
 
 const h = { describe, it, expect };
 const storesOf = (m: Migration[]) => Object.keys(schemaOf(m));
-/** A tiny tail (so that seeding, trimming and partial answers all happen) on every store with a scalar index. */
-const tailsOf = (m: Migration[]): Record<string, TailOptions> => {
-  const out: Record<string, TailOptions> = {};
-  for (const [name, st] of Object.entries(schemaOf(m))) {
-    const index = Object.entries(st.indexes ?? {}).find(([, i]) => typeof i.keyPath === 'string')?.[0];
-    if (index) out[name] = { index, seed: 2, keep: 3 };
-  }
-  return out;
-};
 
 // Every store mirrored; every store LRU-cached (tiny caches, so eviction runs); half and half; mirrors
 // so small that most stores overflow them and fall back to the inner engine.
@@ -33,9 +24,9 @@ engineConformance('CachingEngine(MemoryEngine), mixed', async (m) => {
 }, h);
 engineConformance('CachingEngine(MemoryEngine), 4-row mirrors', async (m) => new CachingEngine(new MemoryEngine(m), { migrations: m, mirror: storesOf(m), lru: {}, maxMirrorRows: 4 }), h);
 engineConformance('CachingEngine(MemoryEngine), tails and LRU', async (m) =>
-  new CachingEngine(new MemoryEngine(m), { migrations: m, mirror: [], lru: Object.fromEntries(storesOf(m).map((s) => [s, 2])), tails: tailsOf(m) }), h);
+  new CachingEngine(new MemoryEngine(m), { migrations: m, mirror: [], lru: Object.fromEntries(storesOf(m).map((s) => [s, 2])), tails: tinyTails(m) }), h);
 engineConformance('CachingEngine(MemoryEngine), big tails', async (m) =>
-  new CachingEngine(new MemoryEngine(m), { migrations: m, mirror: [], lru: {}, tails: Object.fromEntries(Object.entries(tailsOf(m)).map(([s, t]) => [s, { ...t, seed: 1e9, keep: 1e6 }])) }), h);
+  new CachingEngine(new MemoryEngine(m), { migrations: m, mirror: [], lru: {}, tails: Object.fromEntries(Object.entries(tinyTails(m)).map(([s, t]) => [s, { ...t, seed: 1e9, keep: 1e6 }])) }), h);
 
 storeConformance('CachingEngine(MemoryEngine), defaults', async (m) => new CachingEngine(new MemoryEngine(m), { migrations: m }), h);
 storeConformance('CachingEngine(MemoryEngine), 2-row mirrors, 2-key LRU, 3-row tail', async (m) =>

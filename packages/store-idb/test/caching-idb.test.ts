@@ -3,7 +3,7 @@
 import 'fake-indexeddb/auto';
 import { IDBFactory } from 'fake-indexeddb';
 import { describe, expect, it } from 'vitest';
-import { CachingEngine, type TailOptions } from '../../server-core/src/store/caching-engine.ts';
+import { CachingEngine, tinyTails } from '../../server-core/src/store/caching-engine.ts';
 import { schemaOf, type Migration, type ReadTx, type StorageEngine, type WriteOp } from '../../server-core/src/store/engine.ts';
 import { engineConformance } from '../../server-core/src/store/engine-conformance.ts';
 import { MIGRATIONS } from '../../server-core/src/store/schema.ts';
@@ -22,15 +22,6 @@ function idb(migrations: readonly Migration[], dbName?: string): Promise<Storage
   return openIdbEngine({ name: dbName ?? 'caching', migrations, indexedDB: factory });
 }
 const stores = (m: Migration[]) => Object.keys(schemaOf(m));
-/** A tiny tail on every store with a scalar index. */
-const tailsOf = (m: Migration[]): Record<string, TailOptions> => {
-  const out: Record<string, TailOptions> = {};
-  for (const [name, st] of Object.entries(schemaOf(m))) {
-    const index = Object.entries(st.indexes ?? {}).find(([, i]) => typeof i.keyPath === 'string')?.[0];
-    if (index) out[name] = { index, seed: 2, keep: 3 };
-  }
-  return out;
-};
 
 engineConformance('CachingEngine(IndexedDB), all mirrored', async (m, db) => new CachingEngine(await idb(m, db), { migrations: m, mirror: stores(m), lru: {} }), h, { persistent: true });
 engineConformance('CachingEngine(IndexedDB), all LRU', async (m, db) =>
@@ -40,7 +31,7 @@ engineConformance('CachingEngine(IndexedDB), mixed, 4-row mirrors', async (m, db
   return new CachingEngine(await idb(m, db), { migrations: m, mirror: s.filter((_, i) => i % 2 === 0), lru: Object.fromEntries(s.filter((_, i) => i % 2).map((x) => [x, 100])), maxMirrorRows: 4 });
 }, h, { persistent: true });
 engineConformance('CachingEngine(IndexedDB), tails and LRU', async (m, db) =>
-  new CachingEngine(await idb(m, db), { migrations: m, mirror: [], lru: Object.fromEntries(stores(m).map((s) => [s, 2])), tails: tailsOf(m) }), h, { persistent: true });
+  new CachingEngine(await idb(m, db), { migrations: m, mirror: [], lru: Object.fromEntries(stores(m).map((s) => [s, 2])), tails: tinyTails(m) }), h, { persistent: true });
 storeConformance('CachingEngine(IndexedDB), defaults', async (m, db) => new CachingEngine(await idb(m, db), { migrations: m }), h, { persistent: true });
 
 class Counting implements StorageEngine {

@@ -2,7 +2,7 @@
  * Page-side helpers (import `@matrix-p2p/sw-host/client`): register the worker, wait until it controls
  * the page, and ask it for its status. No homeserver code: this is what the page bundle carries.
  */
-import { STATUS_REQUEST, type WorkerReply, type WorkerStatus } from './protocol.ts';
+import { STATUS_REQUEST, type AnyWorkerReply, type WorkerReply, type WorkerStatus } from './protocol.ts';
 
 export type { WorkerStatus, AnyWorkerReply } from './protocol.ts';
 
@@ -46,22 +46,31 @@ export async function registerHomeserver(
   return registration;
 }
 
-/** Ask the controlling worker (or `worker`) for its status; rejects after `timeoutMs`. */
-export function workerStatus(worker?: ServiceWorker | null, timeoutMs = 5000): Promise<WorkerStatus> {
-  const target = worker ?? navigator.serviceWorker?.controller;
-  if (!target) return Promise.reject(new Error('no worker controls this page'));
+/**
+ * Post `msg` to `worker` with a reply port (plus `transfer`) and resolve with its one answer; rejects after
+ * `timeoutMs`. The worker answers every `WorkerRequest` this way (host.ts).
+ */
+export function askWorker<R = AnyWorkerReply>(worker: ServiceWorker, msg: unknown, transfer: Transferable[] = [], timeoutMs = 60_000): Promise<R> {
   return new Promise((resolve, reject) => {
     const channel = new MessageChannel();
     const timer = setTimeout(() => {
       channel.port1.close();
       reject(new Error('the worker did not answer'));
     }, timeoutMs);
-    channel.port1.onmessage = (e: MessageEvent<WorkerReply>) => {
+    channel.port1.onmessage = (e: MessageEvent<R>) => {
       clearTimeout(timer);
       channel.port1.close();
-      if (e.data.ok) resolve(e.data.status);
-      else reject(new Error(e.data.error));
+      resolve(e.data);
     };
-    target.postMessage(STATUS_REQUEST, [channel.port2]);
+    worker.postMessage(msg, [channel.port2, ...transfer]);
   });
+}
+
+/** Ask the controlling worker (or `worker`) for its status; rejects after `timeoutMs`. */
+export async function workerStatus(worker?: ServiceWorker | null, timeoutMs = 5000): Promise<WorkerStatus> {
+  const target = worker ?? navigator.serviceWorker?.controller;
+  if (!target) throw new Error('no worker controls this page');
+  const reply = await askWorker<WorkerReply>(target, STATUS_REQUEST, [], timeoutMs);
+  if (!reply.ok) throw new Error(reply.error);
+  return reply.status;
 }

@@ -87,6 +87,19 @@ export interface TailOptions {
   /** The most rows kept: beyond, the floor rises and the oldest rows go. */
   keep: number;
 }
+
+/**
+ * A tiny tail (seed 2, keep 3) on every store of `migrations` with a scalar index: the cache layout the
+ * conformance runs use so that seeding, trimming and partial answers all happen.
+ */
+export function tinyTails(migrations: readonly Migration[]): Record<string, TailOptions> {
+  const out: Record<string, TailOptions> = {};
+  for (const [name, st] of Object.entries(schemaOf(migrations))) {
+    const index = Object.entries(st.indexes ?? {}).find(([, i]) => typeof i.keyPath === 'string')?.[0];
+    if (index) out[name] = { index, seed: 2, keep: 3 };
+  }
+  return out;
+}
 /** Stream-ordered stores with a tail in memory by default. */
 export const STREAM_TAILS: Readonly<Record<string, TailOptions>> = { events: { index: 'by_stream', seed: 200, keep: 1000 } };
 

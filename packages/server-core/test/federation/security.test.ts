@@ -14,16 +14,8 @@ import {
 } from '../../src/index.ts';
 import { xMatrixHeader } from '../../src/federation/x-matrix.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
+import { waitFor } from './helpers.ts';
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 let net: InProcessNetwork;
 let a: Homeserver;
