@@ -19,7 +19,7 @@ export default defineConfig({
     reportCompressedSize: false,
     chunkSizeWarningLimit: 10_000,
     rollupOptions: {
-      input: { conformance: join(here, 'conformance.html'), 'js-sdk': join(here, 'js-sdk.html'), bench: join(here, 'bench.html') },
+      input: { conformance: join(here, 'conformance.html'), 'js-sdk': join(here, 'js-sdk.html'), bench: join(here, 'bench.html'), 'p2p-bench': join(here, 'p2p-bench.html') },
     },
   },
 });

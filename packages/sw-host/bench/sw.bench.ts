@@ -11,15 +11,15 @@
  *
  *   npm run bench -- sw-host           (BENCH_EVENTS=2000 for a quicker run)
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { chromium, type Page } from '@playwright/test';
 import { buildTestPages, ensureWebBuild } from '../../../scripts/build-web.mjs';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../../e2e/playwright.config.ts';
+import { launchDetached } from '../../../e2e/detached.ts';
 import { createRoom, openApp, register, ROOT, send, startServer, stopWorkers, sync, workerStatus } from '../../../e2e/fixtures.ts';
 
 if (process.env.MATRIX_P2P_NETNS !== '1') {
@@ -44,42 +44,13 @@ function line(label: string, xs: number[], goal?: { p50?: number; max?: number }
   return s;
 }
 
-/**
- * `workerEcho` in a Chromium started on its own (a fresh profile, the suite's flags, no DevTools protocol):
- * the bench page registers the worker, runs, and prints its result to the console, which Chromium logs.
- */
+/** `workerEcho` in a Chromium with no automation attached (the bench page registers the worker and runs). */
 async function detachedWorkerEcho(origin: string, n: number): Promise<{ echoes: number[]; sends: number[] }> {
-  const profile = mkdtempSync(join(tmpdir(), 'matrix-p2p-bench-'));
-  const child = spawn(CHROMIUM_PATH, [...CHROMIUM_ARGS, `--user-data-dir=${profile}`, '--enable-logging=stderr', '--v=0', `${origin}/__e2e/bench.html?run=worker-echo&n=${n}`], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    detached: true, // its own process group: killed whole, renderers included
-  });
+  const chromium = launchDetached(`${origin}/__e2e/bench.html?run=worker-echo&n=${n}`);
   try {
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the detached echo bench gave no result within 120 s')), 120_000);
-      let buffered = '';
-      child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (chunk: string) => {
-        buffered += chunk;
-        const m = /MATRIX_P2P_BENCH (\{.*?\})", source:/.exec(buffered);
-        if (!m) return;
-        clearTimeout(timer);
-        const r = JSON.parse(m[1]) as { echoes: number[]; sends: number[]; error?: string };
-        if (r.error) reject(new Error(`detached echo bench: ${r.error}`));
-        else resolve(r);
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`Chromium exited (${code}) before the detached echo bench finished`));
-      });
-    });
+    return await chromium.report('MATRIX_P2P_BENCH', 120_000);
   } finally {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      process.kill(-child.pid!, 'SIGKILL');
-      await exited;
-    }
-    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    await chromium.close();
   }
 }
 
