@@ -307,11 +307,22 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
     }
   }
 
-  /** A request a peer sent, answered as that peer (the core allows it federation and media only). */
+  /**
+   * A request a peer sent, answered as that peer (the core allows it federation and media only).
+   *
+   * The answer waits one turn of the worker's event loop: the pages go first. A transaction a peer sends
+   * (`PUT /send`) and the long-poll `/sync` it wakes become ready together, once the write is durable; the
+   * page's answer is a stream the worker still has to pump, and the transport host's thread has to take both
+   * (and write the peer's answer out over libp2p). Letting the page's answer get under way first shortens
+   * "a peer's message → on screen" by about half a millisecond (`npm run bench -- transport-libp2p`); the peer
+   * waits that much longer for its acknowledgement, which nobody is looking at.
+   */
   async function handleInbound(request: WireRequest, peer: string): Promise<WireResponse> {
     const hs = await homeserver();
     requests++;
-    return forBridge(await hs.handle(deserializeRequest(request), { peer }));
+    const res = await hs.handle(deserializeRequest(request), { peer });
+    await new Promise((r) => setTimeout(r, 0));
+    return forBridge(res);
   }
 
   /** Ask this origin's pages for a transport host (the elected tab answers by attaching again). */
