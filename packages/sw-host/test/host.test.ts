@@ -433,6 +433,44 @@ describe('sw-host: status messages', () => {
     expect(r.status.startId).toMatch(/^[0-9a-f]{16}$/);
   });
 
+  it("hands a page's answer over before a peer's answer that became ready with it (the peer's waits one turn)", async () => {
+    const env = fakeScope();
+    let release!: () => void;
+    const ready = new Promise<void>((r) => (release = r));
+    const order: string[] = [];
+    createSwHost(env.scope, {
+      // Both answers become ready in the same turn, the peer's first (as a transaction and the /sync it woke).
+      openHomeserver: async () => ({
+        serverName: 'x',
+        stop: async () => {},
+        handle: async (_r: Request, remote?: { peer?: string }) => {
+          await ready;
+          if (!remote?.peer) await Promise.resolve();
+          return jsonResponse(200, { from: remote?.peer ? 'peer' : 'page' });
+        },
+      }),
+      precache: [],
+      version: 'v1',
+      eager: false,
+      federation: { transport: {} as never, attach: () => {}, hasHost: () => true, peers: async () => undefined, deliverBroadcast: () => {} } as never,
+    });
+    const channel = new MessageChannel();
+    const reply = new Promise<void>((resolve) => {
+      channel.port1.onmessage = () => resolve();
+    });
+    const port = channel.port2;
+    const post = port.postMessage.bind(port);
+    port.postMessage = ((m: unknown, t?: Transferable[]) => (order.push('peer'), post(m, t ?? []))) as typeof port.postMessage;
+    const request = { method: 'PUT', url: 'https://x/_matrix/federation/v1/send/1', headers: [], body: null };
+    env.target.dispatchEvent(Object.assign(new Event('message'), { data: { type: 'matrix-p2p/inbound', peer: 'p', request }, ports: [port], waitUntil: () => {} }));
+    const page = fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/v3/sync`)).then((r) => (order.push('page'), r));
+    await new Promise((r) => setTimeout(r, 5));
+    release();
+    await Promise.all([page, reply]);
+    channel.port1.close();
+    expect(order).toEqual(['page', 'peer']);
+  });
+
   it('ignores messages that are not requests', async () => {
     const env = fakeScope();
     const t = host(env);
