@@ -5,6 +5,7 @@
  */
 import { CachingEngine, createHomeserver, InProcessNetwork, MemoryEngine, MIGRATIONS, type Homeserver, type StorageEngine } from '../../packages/server-core/src/index.ts';
 import { openIdbEngine } from '../../packages/store-idb/src/index.ts';
+import { mx, registerUser } from './worker-client.ts';
 
 async function call(hs: Homeserver, method: string, path: string, token?: string, body?: unknown): Promise<any> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -181,31 +182,21 @@ async function fedEcho(n: number): Promise<{ echoes: number[] }> {
  * returned and its body is parsed. A fresh account and room each run.
  */
 async function workerEcho(n: number): Promise<{ echoes: number[]; sends: number[] }> {
-  const mx = async (method: string, path: string, token?: string, body?: unknown): Promise<any> => {
-    const headers: Record<string, string> = {};
-    if (token) headers.authorization = `Bearer ${token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    return r.json();
-  };
-  const user = `echo${Date.now()}`;
-  const first = await mx('POST', '/_matrix/client/v3/register', undefined, { username: user, password: 'bench-password' });
-  const reg = await mx('POST', '/_matrix/client/v3/register', undefined, { username: user, password: 'bench-password', auth: { type: 'm.login.dummy', session: first.session } });
-  const token = reg.access_token as string;
-  if (!token) throw new Error(`could not register: ${JSON.stringify(reg)}`);
-  const { room_id: roomId } = await mx('POST', '/_matrix/client/v3/createRoom', token, { name: 'echo bench' });
+  const json = async (method: string, path: string, token?: string, body?: unknown) => (await mx(method, path, token, body)).json;
+  const token = await registerUser(`echo${Date.now()}`);
+  const { room_id: roomId } = await json('POST', '/_matrix/client/v3/createRoom', token, { name: 'echo bench' });
   const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/`;
-  let since = (await mx('GET', '/_matrix/client/v3/sync?timeout=0', token)).next_batch as string;
+  let since = (await json('GET', '/_matrix/client/v3/sync?timeout=0', token)).next_batch as string;
   const echoes: number[] = [];
   const sends: number[] = [];
   for (let i = -10; i < n; i++) {
     const txn = `echo-${Date.now()}-${i}`;
-    const pending = mx('GET', `/_matrix/client/v3/sync?since=${encodeURIComponent(since)}&timeout=30000`, token);
+    const pending = json('GET', `/_matrix/client/v3/sync?since=${encodeURIComponent(since)}&timeout=30000`, token);
     await new Promise((r) => setTimeout(r, 15)); // the long-poll is waiting in the worker
     const t0 = performance.now();
     let echoedAt = 0;
     const got = pending.then((b) => ((echoedAt = performance.now()), b));
-    await mx('PUT', path + txn, token, { msgtype: 'm.text', body: `echo ${i}` });
+    await json('PUT', path + txn, token, { msgtype: 'm.text', body: `echo ${i}` });
     const sent = performance.now() - t0;
     const body = await got;
     const events: Array<{ unsigned?: { transaction_id?: string } }> = body.rooms?.join?.[roomId]?.timeline?.events ?? [];

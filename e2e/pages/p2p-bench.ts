@@ -12,20 +12,13 @@
  */
 import { registerHomeserver } from '../../packages/sw-host/src/client.ts';
 import { startTransportHost } from '../../apps/web/src/transport-host.ts';
+import { mx, registerUser } from './worker-client.ts';
 
 const params = new URLSearchParams(location.search);
 const WARMUP = 10;
 const now = () => performance.timeOrigin + performance.now();
 const log = (tag: string, value: unknown) => console.log(`${tag} ${JSON.stringify(value)}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function mx(method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const headers: Record<string, string> = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: r.status, json: await r.json() };
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> {
   const end = Date.now() + ms;
@@ -37,15 +30,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false> |
   }
 }
 
-async function register(user: string): Promise<string> {
-  const first = await mx('POST', '/_matrix/client/v3/register', undefined, { username: user, password: 'bench-password' });
-  const done = await mx('POST', '/_matrix/client/v3/register', undefined, { username: user, password: 'bench-password', auth: { type: 'm.login.dummy', session: first.json.session } });
-  if (!done.json.access_token) throw new Error(`could not register: ${JSON.stringify(done.json)}`);
-  return done.json.access_token as string;
-}
-
 async function sender(transport: ReturnType<typeof startTransportHost>, n: number): Promise<void> {
-  const token = await register('alice');
+  const token = await registerUser('alice');
   const room = await mx('POST', '/_matrix/client/v3/createRoom', token, { preset: 'public_chat', room_alias_name: 'p2pbench' });
   const roomId = room.json.room_id as string;
   if (!roomId) throw new Error(`could not create the room: ${JSON.stringify(room.json)}`);
@@ -61,7 +47,7 @@ async function sender(transport: ReturnType<typeof startTransportHost>, n: numbe
 }
 
 async function receiver(transport: ReturnType<typeof startTransportHost>, server: string, n: number): Promise<void> {
-  const token = await register('bob');
+  const token = await registerUser('bob');
   const alias = `#p2pbench:${server}`;
   const joined = await until('the join', async () => {
     const j = await mx('POST', `/_matrix/client/v3/join/${encodeURIComponent(alias)}`, token, {});
