@@ -37,7 +37,7 @@ export type VerifyResult = { ok: true; eventId: string; pdu: PDU } | { ok: false
  * without `signatures` and `unsigned` — so they are encoded once here (the kernel's `computeEventId` and
  * `verifyEventSignature` each encode them again; they are used only for events carrying an `event_id`).
  */
-export async function verifyPdu(raw: unknown, rules: RoomVersionRules): Promise<VerifyResult> {
+export async function verifyPdu(raw: unknown, rules: RoomVersionRules, onEventId?: (eventId: string) => void): Promise<VerifyResult> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, error: 'not an object' };
   const pdu = raw as PDU;
   let eventId: string | undefined;
@@ -63,6 +63,8 @@ export async function verifyPdu(raw: unknown, rules: RoomVersionRules): Promise<
   } catch (e) {
     return { ok: false, error: `not canonical JSON: ${(e as Error).message}`, eventId };
   }
+  // The id is known before the signature checks (asynchronous): a caller can start its own work on it.
+  if (eventId !== undefined) onEventId?.(eventId);
   const bad = (error: string): VerifyResult => ({ ok: false, error, eventId });
   if (size > MAX_EVENT_BYTES) return bad('event larger than 65536 bytes');
   if (typeof pdu.type !== 'string' || typeof pdu.sender !== 'string' || typeof pdu.content !== 'object' || pdu.content === null || Array.isArray(pdu.content)) return bad('missing type, sender or content');
@@ -147,7 +149,7 @@ export class Ingester {
           const rules = roomVersion(room.version)!;
           // All checks start at once; each PDU is accepted as soon as its own are done (and those before it).
           // (A check never rejects; the catch keeps a surprise from becoming an unhandled rejection.)
-          const checks = list.map((raw) => verifyPdu(raw, rules).catch((e): VerifyResult => (this.hs.log(e), { ok: false, error: 'internal error' })));
+          const checks = list.map((raw) => verifyPdu(raw, rules, (id) => this.prefetch(id)).catch((e): VerifyResult => (this.hs.log(e), { ok: false, error: 'internal error' })));
           const order = checks.map((v, i) => ({ v, depth: Number((list[i] as PDU)?.depth ?? 0) })).sort((x, y) => x.depth - y.depth);
           for (const { v: pending } of order) {
             const v = await pending;
@@ -178,6 +180,19 @@ export class Ingester {
     const v = await verifyPdu(raw, rules);
     if (!v.ok) return { eventId: v.eventId, error: v.error };
     return this.lockOf(roomId).run(() => this.accept(origin, room.roomId, rules, v.eventId, v.pdu, depth));
+  }
+
+  /**
+   * `accept` first looks the event up (have we got it already?). For a new event that misses the store's
+   * caches, and in the worker that is an IndexedDB round trip (0.2–1 ms), so the lookup starts as soon as the
+   * id is known, beside the signature checks; `accept` waits for it, then looks up again under the room's lock
+   * (an answer from the store's cache now: the store keeps what it read, absent keys too).
+   */
+  private prefetching = new Map<string, Promise<unknown>>();
+  private prefetch(eventId: string): void {
+    if (this.prefetching.has(eventId)) return;
+    const p = this.hs.store.rooms.event(eventId).catch(() => undefined).finally(() => this.prefetching.delete(eventId));
+    this.prefetching.set(eventId, p);
   }
 
   // --- caches: what this ingester wrote or read lately, so a busy room's next events need not read it back ---
@@ -284,6 +299,7 @@ export class Ingester {
 
   private async accept(origin: string, roomId: string, rules: RoomVersionRules, eventId: string, pdu: PDU, depth: number): Promise<{ eventId: string; error?: string }> {
     const hs = this.hs;
+    await this.prefetching.get(eventId);
     const existing = await hs.store.rooms.event(eventId);
     if (existing && (existing.stream !== undefined || existing.softFailed)) return { eventId };
     if (existing?.rejected) return { eventId, error: `rejected: ${existing.rejected}` };
