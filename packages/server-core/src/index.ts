@@ -8,7 +8,7 @@ export { PEER_DIRECTORY_PATH, PeerDirectory, type PeerDirectoryOptions, type Pee
 export * from './store/index.ts';
 export { CachingEngine, MIRRORED_STORES, CACHED_STORES, MIRROR_LIMITS, type CachingEngineOptions, type CachingEngineStats } from './store/caching-engine.ts';
 export { MatrixError } from './api/errors.ts';
-export { jsonResponse, jsonResponseText } from './api/router.ts';
+export { jsonResponse, jsonResponseText, lateBody } from './api/router.ts';
 export { clientVersions } from './client/discovery.ts';
 export type { Endpoint, AnyEndpoint, RequestContext, Requester } from './api/endpoint.ts';
 export { ENDPOINTS } from './endpoints.ts';

@@ -10,7 +10,7 @@
  * - Everything else on our origin: network first, falling back to the cache (precached app shell plus
  *   what was fetched before); offline navigations get the cached `index.html`.
  */
-import { jsonResponseText } from '@matrix-p2p/server-core';
+import { jsonResponseText, lateBody } from '@matrix-p2p/server-core';
 import { deserializeRequest, exposeInbound, serializeResponse, serializeResponseHead, type WireRequest, type WireResponse } from '@matrix-p2p/transport-libp2p/bridge';
 import type { WorkerFederation } from './federation.ts';
 import { NEED_HOST, isWorkerRequest, type AnyWorkerReply, type WorkerRequest, type WorkerStatus } from './protocol.ts';
@@ -184,7 +184,11 @@ export function createSwHost(scope: SwScope, opts: SwHostOptions): SwHost {
       return unavailable('The homeserver could not open its storage; try again');
     }
     requests++;
-    return forPage(await hs.handle(request));
+    const res = await hs.handle(request);
+    // A long-poll that waits answers its head at once: the worker stays up until its body is sent.
+    const late = lateBody(res);
+    if (late) event.waitUntil(late);
+    return forPage(res);
   }
 
   async function fromCache(request: Request): Promise<Response | undefined> {

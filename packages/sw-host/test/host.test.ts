@@ -232,6 +232,39 @@ describe('sw-host: routing', () => {
     expect([...new Uint8Array(await b!.arrayBuffer())]).toEqual([1, 2, 3]);
   });
 
+  it('answers a waiting /sync long-poll with its head at once and keeps the worker up until its body is sent', async () => {
+    const env = fakeScope();
+    host(env);
+    const { access_token } = await registerUser(env, 'alice');
+    const auth = { authorization: `Bearer ${access_token}`, 'content-type': 'application/json' };
+    const room = (await json(await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/v3/createRoom`, { method: 'POST', body: '{}', headers: auth })))) as { room_id: string };
+    const { next_batch } = (await json(await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/v3/sync?timeout=0`, { headers: auth })))) as { next_batch: string };
+    // The fetch event by hand: its answer and what it asks to be kept alive for, separately.
+    let responded: Promise<Response> | undefined;
+    const waits: Promise<unknown>[] = [];
+    env.target.dispatchEvent(
+      Object.assign(new Event('fetch'), {
+        request: new Request(`${ORIGIN}/_matrix/client/v3/sync?since=${encodeURIComponent(next_batch)}&timeout=30000`, { headers: auth }),
+        clientId: 'tab-1',
+        respondWith: (r: Response | Promise<Response>) => void (responded = Promise.resolve(r)),
+        waitUntil: (p: Promise<unknown>) => void waits.push(p),
+      }),
+    );
+    const res = await responded!;
+    expect(res.status).toBe(200);
+    expect(waits).toHaveLength(1);
+    let kept = true;
+    void waits[0]!.then(() => (kept = false));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(kept).toBe(true);
+    const body = res.json() as Promise<{ rooms: { join: Record<string, { timeline: { events: Array<{ content: { body?: string } }> } }> } }>;
+    const sent = await fetchEvent(env.target, new Request(`${ORIGIN}/_matrix/client/v3/rooms/${encodeURIComponent(room.room_id)}/send/m.room.message/t1`, { method: 'PUT', body: JSON.stringify({ msgtype: 'm.text', body: 'hi' }), headers: auth }));
+    expect(sent!.status).toBe(200);
+    expect((await body).rooms.join[room.room_id]!.timeline.events.map((e) => e.content.body)).toEqual(['hi']);
+    await waits[0];
+    expect(kept).toBe(false);
+  });
+
   it('leaves cross-origin and non-GET requests outside /_matrix to the browser', async () => {
     const env = fakeScope();
     host(env);

@@ -63,6 +63,21 @@ export function endpoint<B = undefined, Q = Record<string, string | undefined>>(
 export type AnyEndpoint = Endpoint<any, any>;
 
 export const jsonResult = (status: number, body: unknown) => ({ status, body, __result: true as const });
+
+/**
+ * A long-poll's answer (`/sync`): `run` computes the body, calling `waiting()` when it starts to wait for
+ * news. From then on the router answers 200 at once and sends the body when `run` settles (see
+ * `createApiRouter`); `signal` aborts when the client goes away.
+ */
+export interface LongPoll {
+  __longPoll: true;
+  run(waiting: () => void, signal: AbortSignal): Promise<unknown>;
+}
+export const longPoll = (run: LongPoll['run']): LongPoll => ({ __longPoll: true, run });
+export function isLongPoll(x: unknown): x is LongPoll {
+  return typeof x === 'object' && x !== null && (x as { __longPoll?: unknown }).__longPoll === true;
+}
+
 export function isJsonResult(x: unknown): x is { status: number; body: unknown; __result: true } {
   return typeof x === 'object' && x !== null && (x as { __result?: unknown }).__result === true;
 }

@@ -1,6 +1,6 @@
 /** `/sync` and filters (spec: client-server API, "Syncing", "Filtering"). */
 import * as v from 'valibot';
-import { endpoint } from '../api/endpoint.ts';
+import { endpoint, longPoll } from '../api/endpoint.ts';
 import { MatrixError, forbidden, notFound } from '../api/errors.ts';
 import { parseJson } from '../kernel/canonical-json.ts';
 import type { JsonObject } from '../kernel/types.ts';
@@ -21,7 +21,7 @@ export const syncEndpoints = [
       set_presence: v.optional(v.picklist(['online', 'offline', 'unavailable'])),
       use_state_after: v.optional(v.string()),
     }),
-    handler: async ({ hs, user, query, request }) => {
+    handler: async ({ hs, user, query }) => {
       let filter: Filter = {};
       if (query.filter) {
         if (query.filter.trimStart().startsWith('{')) {
@@ -38,7 +38,8 @@ export const syncEndpoints = [
           filter = validateFilter(stored, 'M_INVALID_PARAM');
         }
       }
-      return hs.sync.sync(user, { since: query.since, timeout: query.timeout ?? 0, filter, fullState: query.full_state ?? false, signal: request.signal });
+      const params = { since: query.since, timeout: query.timeout ?? 0, filter, fullState: query.full_state ?? false };
+      return longPoll((waiting, signal) => hs.sync.sync(user, { ...params, signal, waiting }));
     },
   }),
   endpoint({

@@ -20,6 +20,8 @@ export interface SyncParams {
   filter: Filter;
   fullState: boolean;
   signal?: AbortSignal;
+  /** Called when the long-poll starts to wait for news (the router then sends the answer's head). */
+  waiting?: () => void;
 }
 
 /** Message-like types that count as unread notifications (a simplification of push rule evaluation). */
@@ -44,6 +46,7 @@ export class SyncService {
       const { body, empty } = await this.compute(user, since, upTo, typing, p);
       const remaining = deadline - this.hs.clock();
       if (!since || p.fullState || !empty || remaining <= 0 || p.signal?.aborted) return body;
+      p.waiting?.();
       await this.hs.notifier.wait(upTo, remaining, p.signal);
       if (this.hs.store.stream === upTo && this.hs.typing.serial === typing && this.hs.clock() >= deadline) return body;
     }
