@@ -50,6 +50,12 @@ export interface Endpoint<B = unknown, Q = Record<string, string | undefined>> {
   rawBody?: boolean;
   /** Reject bodies larger than this many bytes with 413 M_TOO_LARGE. */
   maxBodyBytes?: number | ((hs: Homeserver) => number);
+  /**
+   * Work to start on the parsed JSON body before the request is authenticated, side by side with it (a
+   * server request's X-Matrix check). It must be harmless whoever sent the request: it may read and compute,
+   * never write or let anything be seen. The handler finds its results by itself.
+   */
+  early?: (hs: Homeserver, json: unknown) => void;
   /** Link to the spec section. */
   spec: string;
   handler: (ctx: RequestContext<B, Q>) => Promise<HandlerResult> | HandlerResult;

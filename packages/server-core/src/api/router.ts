@@ -170,6 +170,13 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
       if (e.rawBody) raw = bytes;
       else {
         const json = parseJsonBody(bytes);
+        if (e.early) {
+          try {
+            e.early(hs, json);
+          } catch (err) {
+            log(err);
+          }
+        }
         // Server requests are authenticated over their exact body, before its shape is judged.
         if (e.auth === 'server') origin = await hs.federation.authenticate(req, url, bytes.length ? json : undefined, remote);
         body = validateJsonBody(e, json);

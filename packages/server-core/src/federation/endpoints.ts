@@ -46,6 +46,11 @@ export const coreFederationEndpoints: AnyEndpoint[] = [
   }),
   endpoint({
     method: 'PUT', path: `${F}/v1/send/:txnId`, auth: 'server', spec: `${SS}/#put_matrixfederationv1sendtxnid`, body: TxnBody, maxBodyBytes: 8 * 1024 * 1024,
+    // The PDUs' signature checks go beside the X-Matrix one (Ingester.verifyEarly).
+    early: (hs, json) => {
+      const pdus = (json as { pdus?: unknown } | null)?.pdus;
+      if (Array.isArray(pdus)) hs.ingest.verifyEarly(pdus);
+    },
     handler: async ({ hs, origin, body, params }) => {
       if (body.origin !== origin) throw new MatrixError(400, 'M_FORBIDDEN', 'Transaction origin does not match the authenticated server');
       if (body.pdus.length > 50 || (body.edus?.length ?? 0) > 100) throw new MatrixError(400, 'M_BAD_JSON', 'Too many PDUs or EDUs in one transaction');

@@ -121,6 +121,43 @@ export class Ingester {
   }
 
   /**
+   * Checks started for PDUs of a transaction before its X-Matrix header was verified (`verifyEarly`), by the
+   * PDU's own object: `receivePdus` takes them up instead of starting its own.
+   */
+  private early = new WeakMap<object, Promise<VerifyResult | undefined>>();
+
+  /**
+   * Start the checks of a received transaction's PDUs while its X-Matrix header is verified: both are mostly
+   * ed25519 verifications, which run off the main thread side by side. They read (the room's version, and
+   * whether we have each event) and write nothing, so doing them for a request that then fails
+   * authentication costs only the work: no more than any server, which anyone may run, can make us do by
+   * signing its requests properly.
+   */
+  verifyEarly(pdus: readonly unknown[]): void {
+    for (const raw of pdus.slice(0, 50)) {
+      if (typeof raw !== 'object' || raw === null || this.early.has(raw)) continue;
+      const roomId = (raw as PDU).room_id;
+      if (typeof roomId !== 'string') continue;
+      const check = this.hs.store.rooms.room(roomId).then((room) => {
+        const rules = room && roomVersion(room.version);
+        return rules ? verifyPdu(raw, rules, (id) => this.prefetch(id)) : undefined;
+      });
+      this.early.set(raw, check.catch(() => undefined));
+    }
+  }
+
+  /** The checks of `raw` under `rules`: those `verifyEarly` started if it could, else new ones. */
+  private async checked(raw: unknown, rules: RoomVersionRules): Promise<VerifyResult> {
+    const early = typeof raw === 'object' && raw !== null ? this.early.get(raw) : undefined;
+    if (early) {
+      this.early.delete(raw as object);
+      const v = await early;
+      if (v) return v;
+    }
+    return verifyPdu(raw, rules, (id) => this.prefetch(id));
+  }
+
+  /**
    * `PUT /send/{txnId}`: every PDU gets its own result; nothing one PDU does can fail another. Rooms are
    * processed side by side; within a room, every PDU's signature and hash checks start at once (the
    * ed25519 work runs off the main thread, overlapping the rest), and the PDUs are accepted one by one
@@ -149,7 +186,7 @@ export class Ingester {
           const rules = roomVersion(room.version)!;
           // All checks start at once; each PDU is accepted as soon as its own are done (and those before it).
           // (A check never rejects; the catch keeps a surprise from becoming an unhandled rejection.)
-          const checks = list.map((raw) => verifyPdu(raw, rules, (id) => this.prefetch(id)).catch((e): VerifyResult => (this.hs.log(e), { ok: false, error: 'internal error' })));
+          const checks = list.map((raw) => this.checked(raw, rules).catch((e): VerifyResult => (this.hs.log(e), { ok: false, error: 'internal error' })));
           const order = checks.map((v, i) => ({ v, depth: Number((list[i] as PDU)?.depth ?? 0) })).sort((x, y) => x.depth - y.depth);
           for (const { v: pending } of order) {
             const v = await pending;

@@ -7,12 +7,13 @@
  *    room, a state change beyond the sender's power, an event for an unknown room: each rejected on
  *    its own; a content-hash mismatch: accepted redacted (not rejected); the good events land.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   authEventTypes, computeEventId, createNetworkedMemoryHomeserver, hashAndSignEvent, InProcessNetwork, roomVersion, stateKey,
   type Homeserver, type JsonObject, type PDU,
 } from '../../src/index.ts';
 import { xMatrixHeader } from '../../src/federation/x-matrix.ts';
+import { ed25519 } from '../../src/kernel/crypto.ts';
 import { enc, TestClient } from '../helpers/hs.ts';
 import { waitFor } from './helpers.ts';
 
@@ -81,6 +82,36 @@ describe('forged origins', () => {
     expect(r.status).toBe(401);
     expect(r.body.errcode).toBe('M_UNAUTHORIZED');
     expect(await a.store.rooms.event(id)).toBeUndefined();
+    // Its signature checks began before the header was refused (Ingester.verifyEarly): they left nothing
+    // behind, and the same event through the right door lands.
+    const ok = await sendTxn(txn([pdu]));
+    expect(ok.status).toBe(200);
+    expect(ok.body.pdus[id]).toEqual({});
+    expect(await timelineIds(a)).toContain(id);
+  });
+
+  it("a transaction's PDU signatures are checked beside its X-Matrix header, not after it", async () => {
+    const { pdu, id } = await craft(e, message(eve.userId!, 'checked side by side'));
+    const backend = await ed25519();
+    const verify = backend.verify.bind(backend);
+    const steps: string[] = [];
+    const spy = vi.spyOn(backend, 'verify').mockImplementation(async (pub, msg, sig) => {
+      // The X-Matrix check signs a JSON object naming the method; an event's signed bytes do not.
+      const what = new TextDecoder().decode(msg).includes('"method":"PUT"') ? 'x-matrix' : 'pdu';
+      steps.push(`${what} starts`);
+      const ok = await verify(pub, msg, sig);
+      steps.push(`${what} done`);
+      return ok;
+    });
+    try {
+      const r = await sendTxn(txn([pdu]));
+      expect(r.status).toBe(200);
+      expect(r.body.pdus[id]).toEqual({});
+    } finally {
+      spy.mockRestore();
+    }
+    expect(steps.indexOf('pdu starts')).toBeGreaterThanOrEqual(0);
+    expect(steps.indexOf('pdu starts')).toBeLessThan(steps.indexOf('x-matrix done'));
   });
 
   it('a transaction whose origin is not the authenticated server: refused, nothing stored', async () => {
