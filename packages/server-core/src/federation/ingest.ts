@@ -140,7 +140,7 @@ export class Ingester {
       if (typeof roomId !== 'string') continue;
       const check = this.hs.store.rooms.room(roomId).then((room) => {
         const rules = room && roomVersion(room.version);
-        return rules ? verifyPdu(raw, rules, (id) => this.prefetch(id)) : undefined;
+        return rules ? verifyPdu(raw, rules, (id) => this.prefetch(id, roomId, rules, raw)) : undefined;
       });
       this.early.set(raw, check.catch(() => undefined));
     }
@@ -154,7 +154,8 @@ export class Ingester {
       const v = await early;
       if (v) return v;
     }
-    return verifyPdu(raw, rules, (id) => this.prefetch(id));
+    const roomId = (raw as PDU | null)?.room_id;
+    return verifyPdu(raw, rules, (id) => typeof roomId === 'string' && this.prefetch(id, roomId, rules, raw));
   }
 
   /**
@@ -220,15 +221,19 @@ export class Ingester {
   }
 
   /**
-   * `accept` first looks the event up (have we got it already?). For a new event that misses the store's
-   * caches, and in the worker that is an IndexedDB round trip (0.2–1 ms), so the lookup starts as soon as the
-   * id is known, beside the signature checks; `accept` waits for it, then looks up again under the room's lock
-   * (an answer from the store's cache now: the store keeps what it read, absent keys too).
+   * `accept` first looks the event up (have we got it already?), unless it is certainly new (`certainlyNew`).
+   * For a new event that misses the store's caches, and in the worker that is an IndexedDB round trip (0.2–1
+   * ms), so the lookup starts as soon as the id is known, beside the signature checks; `accept` waits for
+   * it, then looks up again under the room's lock (an answer from the store's cache now: the store keeps
+   * what it read, absent keys too).
    */
   private prefetching = new Map<string, Promise<unknown>>();
-  private prefetch(eventId: string): void {
+  private prefetch(eventId: string, roomId: string, rules: RoomVersionRules, raw: unknown): void {
     if (this.prefetching.has(eventId)) return;
-    const p = this.hs.store.rooms.event(eventId).catch(() => undefined).finally(() => this.prefetching.delete(eventId));
+    const p = this.certainlyNew(roomId, rules, raw)
+      .then((fresh) => (fresh ? undefined : this.hs.store.rooms.event(eventId)))
+      .catch(() => undefined)
+      .finally(() => this.prefetching.delete(eventId));
     this.prefetching.set(eventId, p);
   }
 
@@ -334,12 +339,27 @@ export class Ingester {
     return out;
   }
 
+  /**
+   * Whether the event is certainly not stored: it is deeper than every event of its room we hold
+   * (`Store.storedDepthBound`). Only where event ids are hashes of the event (room versions 3 on), which
+   * include its room: an id of room versions 1–2 is its origin's choice, and the same id could be stored
+   * under another room.
+   */
+  private async certainlyNew(roomId: string, rules: RoomVersionRules, raw: unknown): Promise<boolean> {
+    const depth = (raw as PDU | null)?.depth;
+    if (rules.eventIdFormat === 'server' || typeof depth !== 'number') return false;
+    return depth > (await this.hs.store.storedDepthBound(roomId));
+  }
+
   private async accept(origin: string, roomId: string, rules: RoomVersionRules, eventId: string, pdu: PDU, depth: number): Promise<{ eventId: string; error?: string }> {
     const hs = this.hs;
-    await this.prefetching.get(eventId);
-    const existing = await hs.store.rooms.event(eventId);
-    if (existing && (existing.stream !== undefined || existing.softFailed)) return { eventId };
-    if (existing?.rejected) return { eventId, error: `rejected: ${existing.rejected}` };
+    // (Under the room's lock: no event of the room is being stored by this ingester meanwhile.)
+    if (!(await this.certainlyNew(roomId, rules, pdu))) {
+      await this.prefetching.get(eventId);
+      const existing = await hs.store.rooms.event(eventId);
+      if (existing && (existing.stream !== undefined || existing.softFailed)) return { eventId };
+      if (existing?.rejected) return { eventId, error: `rejected: ${existing.rejected}` };
+    }
     if (pdu.room_id !== roomId) return { eventId, error: 'wrong room' };
     const withId: PDU = { ...pdu, event_id: eventId };
 

@@ -71,4 +71,8 @@ export const MIGRATIONS: readonly Migration[] = [
       outbound: { keyPath: ['destination', 'seq'] },
     },
   },
+  {
+    // Events by room and depth: the deepest stored event of a room (Store.storedDepthBound).
+    createIndexes: { events: { by_room_depth: { keyPath: ['roomId', 'depth'] } } },
+  },
 ];

@@ -146,7 +146,42 @@ export function storeConformance(name: string, make: StoreEngineFactory, t: Conf
       await s.close();
     });
 
+    it("bounds the depth of a room's stored events: every kind of row, raised by each batch, per room", async () => {
+      const s = await open();
+      expect(await s.storedDepthBound('!a')).toBe(-Infinity);
+      const b = s.batch();
+      b.put('events', ev('!a', b.nextStream(), { depth: 7 }));
+      b.put('events', { ...ev('!b', 0, { depth: 50 }), stream: undefined }); // an outlier of another room
+      b.put('events', { ...ev('!a', 0, { eventId: '$rejected', depth: 40 }), stream: undefined, rejected: 'no' });
+      await b.commit();
+      expect(await s.storedDepthBound('!a')).toBe(40);
+      expect(await s.storedDepthBound('!b')).toBe(50);
+      // A batch raises the bound as it is committed (before it is durable).
+      const b2 = s.batch();
+      b2.put('events', ev('!a', b2.nextStream(), { eventId: '$deeper', depth: 41 }));
+      const committing = b2.commit();
+      expect(await s.storedDepthBound('!a')).toBe(41);
+      await committing;
+      await s.close();
+    });
+
     if (opts.persistent) {
+      it('finds the depth bound of a room again after a re-open, from the store', async () => {
+        const db = `store-conformance-${++counter}`;
+        const s1 = await Store.open(await make([...MIGRATIONS], db));
+        const b = s1.batch();
+        b.put('events', ev('!r', b.nextStream(), { depth: 12 }));
+        b.put('events', { ...ev('!r', 0, { eventId: '$outlier', depth: 30 }), stream: undefined });
+        b.put('events', ev('!q', b.nextStream(), { eventId: '$q', depth: 99 }));
+        await b.commit();
+        await s1.close();
+        const s2 = await Store.open(await make([...MIGRATIONS], db));
+        expect(await s2.storedDepthBound('!r')).toBe(30);
+        expect(await s2.storedDepthBound('!q')).toBe(99);
+        expect(await s2.storedDepthBound('!none')).toBe(-Infinity);
+        await s2.close();
+      });
+
       it('keeps data and counters across a re-open (a restarted worker)', async () => {
         const db = `store-conformance-${++counter}`;
         const s1 = await Store.open(await make([...MIGRATIONS], db));

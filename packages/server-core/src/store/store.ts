@@ -8,7 +8,7 @@
  * Area readers live beside this file (`rooms.ts`, `accounts.ts`, ...), each exposing reads and op
  * builders for its object stores.
  */
-import type { StorageEngine, WriteOp } from './engine.ts';
+import { prefixRange, type StorageEngine, type WriteOp } from './engine.ts';
 import { AccountsStore } from './accounts.ts';
 import { RoomsStore } from './rooms.ts';
 import { UserDataStore } from './user-data.ts';
@@ -21,6 +21,8 @@ export class Store {
   readonly keys: KeysStore;
   private streamPos = 0;
   private nextStateGroup = 1;
+  /** Per room, what `storedDepthBound` knows: the bound, and its load from the store (once per run). */
+  private depthBounds = new Map<string, { max: number; loaded?: Promise<void> }>();
 
   private constructor(readonly engine: StorageEngine) {
     this.accounts = new AccountsStore(engine);
@@ -69,6 +71,14 @@ export class Store {
   onVisible?: (position: number) => void;
 
   /** @internal */ async commitBatch(ops: WriteOp[], stream: number, lastGroup: number, onVisible?: () => void): Promise<void> {
+    for (const op of ops) {
+      if (op.op !== 'put' || op.store !== 'events') continue;
+      const { roomId, depth } = op.value as { roomId?: unknown; depth?: unknown };
+      if (typeof roomId !== 'string' || typeof depth !== 'number') continue;
+      const b = this.depthBounds.get(roomId);
+      if (b) b.max = Math.max(b.max, depth);
+      else this.depthBounds.set(roomId, { max: depth });
+    }
     const all = [...ops];
     if (stream > this.streamPos) all.push({ op: 'put', store: 'meta', value: { key: 'stream', value: stream } });
     // The counters go with the batch that moves them (a batch that moves none, a media upload say, writes only
@@ -95,6 +105,30 @@ export class Store {
       throw err;
     }
     show();
+  }
+
+  /**
+   * At least the depth of every event of the room this store holds (timeline events, outliers, rejected
+   * ones; -Infinity for none): an event deeper than this is certainly not stored, and whoever receives it
+   * need not look it up. Read once per run from the `by_room_depth` index, then raised by each batch
+   * that puts an event of the room, as the batch is committed (a batch that then fails leaves it high: the
+   * bound only ever errs that way).
+   */
+  async storedDepthBound(roomId: string): Promise<number> {
+    let b = this.depthBounds.get(roomId);
+    if (!b) this.depthBounds.set(roomId, (b = { max: -Infinity }));
+    const bound = b;
+    bound.loaded ??= this.engine
+      .read((tx) => tx.query<{ depth: number }>('events', { index: 'by_room_depth', range: prefixRange(roomId), direction: 'prev', limit: 1 }))
+      .then(
+        (rows) => void (bound.max = Math.max(bound.max, rows[0]?.depth ?? -Infinity)),
+        (err) => {
+          bound.loaded = undefined;
+          throw err;
+        },
+      );
+    await bound.loaded;
+    return bound.max;
   }
 
   /** A mark to take before reading what `durable` will vouch for. */

@@ -114,6 +114,22 @@ describe('forged origins', () => {
     expect(steps.indexOf('pdu starts')).toBeLessThan(steps.indexOf('x-matrix done'));
   });
 
+  it('an event deeper than any A holds is taken without looking it up; sent again, it is looked up and not taken twice', async () => {
+    const { pdu, id } = await craft(e, message(eve.userId!, 'new, then again'));
+    const lookups = vi.spyOn(a.store.rooms, 'event');
+    try {
+      const first = await sendTxn(txn([pdu]));
+      expect(first.body.pdus[id]).toEqual({});
+      expect(lookups.mock.calls.map(([x]) => x)).not.toContain(id);
+      const again = await sendTxn(txn([pdu]));
+      expect(again.body.pdus[id]).toEqual({});
+      expect(lookups.mock.calls.map(([x]) => x)).toContain(id);
+    } finally {
+      lookups.mockRestore();
+    }
+    expect((await timelineIds(a)).filter((x) => x === id)).toHaveLength(1);
+  });
+
   it('a transaction whose origin is not the authenticated server: refused, nothing stored', async () => {
     const { pdu, id } = await craft(e, message(eve.userId!, 'claims to come from B'));
     const r = await sendTxn(txn([pdu], b.serverName));
