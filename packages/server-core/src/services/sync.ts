@@ -269,7 +269,7 @@ export class SyncService {
     // An own event among them settles it too: nothing older than the user's latest own event counts (below),
     // so the events that can count are all in `after` (the usual case right after the user sent something).
     const covered = !!recent && !!after && (after.length >= UNREAD_SCAN || readStream >= recent.completeFrom || after.some((e) => e.sender === userId));
-    const events = covered ? after!.slice(0, UNREAD_SCAN) : await hs.store.rooms.timeline(roomId, { from: upTo + 1, to: readStream, dir: 'b', limit: UNREAD_SCAN });
+    const events = covered ? after!.slice(0, UNREAD_SCAN) : await hs.store.rooms.timeline(roomId, { from: upTo + 1, to: readStream, dir: 'b', limit: UNREAD_SCAN, shared: true });
     let notification = 0;
     let highlight = 0;
     let ownLatest = 0;

@@ -432,7 +432,7 @@ export class CachingEngine implements StorageEngine {
     // Backwards with a limit: rows not in the tail all sort below the tail's, so a full page is the answer.
     if (covers === 'prev' && rows.length < opts.limit!) return undefined;
     this.stats.tailReads++;
-    return rows.map((r) => structuredClone(r) as V);
+    return (opts.shared ? rows : rows.map((r) => structuredClone(r))) as V[];
   }
 
   /** Raise a tail's floor so that it keeps at most `keep` rows. */

@@ -127,6 +127,15 @@ export function engineConformance(name: string, make: EngineFactory, t: Conforma
         });
       });
 
+      it('a shared query (the caller only reads) returns the same values, in the same order, as a copying one', async () => {
+        await withEngine(BASIC, async (e) => {
+          await e.write(put('items', { id: 'a', tag: 't', n: { x: 1 } }, { id: 'b', tag: 's', n: { x: 2 } }, { id: 'c', tag: 't', n: { x: 3 } }));
+          for (const opts of [{}, { index: 'byTag' }, { direction: 'prev' as const, limit: 2 }, { index: 'byTag', range: { lower: 't', upper: 't' } }]) {
+            expect(await all(e, 'items', { ...opts, shared: true })).toEqual(await all(e, 'items', opts));
+          }
+        });
+      });
+
       it('overwriting a key replaces the whole value', async () => {
         await withEngine(BASIC, async (e) => {
           await e.write(put('items', { id: 'a', tag: 't', extra: 1 }));

@@ -22,6 +22,11 @@ export interface QueryOptions {
   range?: KeyRange;
   direction?: 'next' | 'prev';
   limit?: number;
+  /**
+   * The caller only reads the values and never changes them: an engine that holds them in memory may hand
+   * out its own objects instead of copies (for scans whose copies would cost more than the reading).
+   */
+  shared?: boolean;
 }
 
 export interface ReadTx {

@@ -176,7 +176,10 @@ export class MemoryEngine implements StorageEngine {
         const i = s.find(key);
         return (i < 0 ? undefined : structuredClone(s.rows[i].value)) as V | undefined;
       },
-      query: async <V>(store: string, opts?: QueryOptions) => this.store(store).select(opts).map((r) => structuredClone(r.value) as V),
+      query: async <V>(store: string, opts?: QueryOptions) => {
+        const rows = this.store(store).select(opts);
+        return (opts?.shared ? rows.map((r) => r.value) : rows.map((r) => structuredClone(r.value))) as V[];
+      },
       count: async (store: string, opts?: QueryOptions) => this.store(store).select(opts).length,
     };
     return fn(tx);

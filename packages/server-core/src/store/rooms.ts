@@ -40,8 +40,8 @@ export class RoomsStore {
    * Timeline events of a room by stream position: `dir` 'b' walks back from `from` (exclusive),
    * 'f' forward from `from` (exclusive), up to `to` (exclusive) when given.
    */
-  timeline(roomId: string, opts: { from?: number; to?: number; dir: 'b' | 'f'; limit: number }): Promise<StoredEvent[]> {
-    const { from, to, dir, limit } = opts;
+  timeline(roomId: string, opts: { from?: number; to?: number; dir: 'b' | 'f'; limit: number; shared?: boolean }): Promise<StoredEvent[]> {
+    const { from, to, dir, limit, shared } = opts;
     const lower = dir === 'f' ? from ?? -Infinity : to ?? -Infinity;
     const upper = dir === 'f' ? to ?? Infinity : from ?? Infinity;
     return this.engine.read((tx) =>
@@ -50,6 +50,7 @@ export class RoomsStore {
         range: { lower: [roomId, lower], upper: [roomId, upper], lowerOpen: true, upperOpen: true },
         direction: dir === 'f' ? 'next' : 'prev',
         limit,
+        shared,
       }),
     );
   }
