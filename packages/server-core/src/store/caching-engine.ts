@@ -461,20 +461,9 @@ export class CachingEngine implements StorageEngine {
 
   async write(ops: WriteOp[], opts?: WriteOptions): Promise<void> {
     this.live();
-    // Copy now what the caches will take (a caller may change its objects once write returns a promise).
-    let copies: WriteOp[] | undefined;
-    const touched = new Set<string>();
-    try {
-      copies = [];
-      for (const op of ops) {
-        if (!this.caches.has(op.store) && !this.loaded.has(op.store) && !this.tails.get(op.store)?.loaded) continue;
-        touched.add(op.store);
-        copies.push(structuredClone(op));
-      }
-    } catch {
-      copies = undefined; // uncloneable: the inner engine rejects it too (else the touched caches are dropped)
-    }
-    if (copies && touched.size === 0) {
+    const cached = ops.filter((op) => this.caches.has(op.store) || this.loaded.has(op.store) || this.tails.get(op.store)?.loaded);
+    const touched = new Set(cached.map((op) => op.store));
+    if (touched.size === 0) {
       // Nothing cached changes (media, say, whose writes can be big and slow): reads see it through the inner
       // engine once it is durable, and nobody has to wait for it.
       this.inflight++;
@@ -506,7 +495,9 @@ export class CachingEngine implements StorageEngine {
     );
     this.pending.add(done);
     try {
-      if (!this.closed) this.apply(copies, touched);
+      // In this same step, after the transaction is issued (copying is not on the way to IndexedDB): the
+      // caches take copies of the values (a caller may change its objects once write returns a promise).
+      if (!this.closed) this.apply(cached);
       opts?.onVisible?.();
       await inner;
     } catch (err) {
@@ -531,14 +522,10 @@ export class CachingEngine implements StorageEngine {
   }
 
   /** Apply a write (issued to the inner engine) to the loaded mirrors and the LRU caches (synchronously). */
-  private apply(copies: WriteOp[] | undefined, touched: Set<string>): void {
-    if (!copies) {
-      for (const s of touched) this.drop(s);
-      return;
-    }
+  private apply(ops: WriteOp[]): void {
     const mirrorOps: WriteOp[] = [];
     const tailed = new Set<string>();
-    for (const op of copies) {
+    for (const op of ops) {
       if (this.loaded.has(op.store)) mirrorOps.push(op);
       const tail = this.tails.get(op.store);
       if (!tail?.loaded) continue;
@@ -558,9 +545,10 @@ export class CachingEngine implements StorageEngine {
     }
     if (mirrorOps.length) {
       try {
-        this.mirror.writeNow(mirrorOps);
+        this.mirror.writeNow(mirrorOps); // (it copies what it keeps)
       } catch {
-        // Cannot happen when the mirror holds what the inner engine holds; if it does, forget those mirrors.
+        // A value that cannot be copied (the inner engine rejects the batch too), or a mirror that differs from
+        // the inner engine (cannot happen): forget those mirrors.
         for (const op of mirrorOps) this.drop(op.store);
       }
     }
@@ -568,13 +556,19 @@ export class CachingEngine implements StorageEngine {
       const tail = this.tails.get(store)!;
       if (tail.loaded && tail.added > tail.opts.keep / 4) this.trimTail(store, tail);
     }
-    for (const op of copies) {
+    for (const op of ops) {
       const cache = this.caches.get(op.store);
       if (!cache) continue;
       if (op.op === 'put') {
         const key = keyOf(op.value, this.schema[op.store].keyPath);
-        if (key === undefined) this.drop(op.store);
-        else this.remember(op.store, keyString(key), key, op.value);
+        let copy: object | undefined;
+        try {
+          copy = key === undefined ? undefined : (structuredClone(op.value) as object);
+        } catch {
+          copy = undefined; // cannot be copied: the inner engine rejects the batch too
+        }
+        if (key === undefined || copy === undefined) this.drop(op.store);
+        else this.remember(op.store, keyString(key), structuredClone(key), copy);
       } else if (op.op === 'delete') {
         let ks: string | undefined;
         try {
@@ -582,7 +576,7 @@ export class CachingEngine implements StorageEngine {
         } catch {
           ks = undefined;
         }
-        if (ks !== undefined) this.remember(op.store, ks, op.key, undefined);
+        if (ks !== undefined) this.remember(op.store, ks, structuredClone(op.key), undefined);
       } else {
         for (const [ks, e] of cache.entries) if (inRange(e.key, op.range)) cache.entries.delete(ks);
       }
