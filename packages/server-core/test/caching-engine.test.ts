@@ -288,6 +288,43 @@ describe('CachingEngine coherence', () => {
     expect((await all(engine, 'small')).map((v) => v.id)).toEqual([1, 2, 3]);
   });
 
+  it('over an engine whose reads see issued writes, caches fill while a write commits, unless another is issued meanwhile', async () => {
+    // As IndexedDB: a write is applied (ordered before later reads) when issued, and durable later.
+    class Ordered extends Probe {
+      readonly readsSeeIssuedWrites = true;
+    }
+    const mem = new MemoryEngine(M);
+    const probe = new Ordered(mem);
+    const engine = new CachingEngine(probe, OPTS);
+    await engine.write([...put('small', { id: 1 }), ...put('big', { room: 'r', n: 1, v: 'one' })]);
+    const ack = gate();
+    probe.ackGate = ack.promise;
+    let durable = false;
+    const w = engine.write([...put('small', { id: 2 }), ...put('big', { room: 'r', n: 2, v: 'two' })]).then(() => (durable = true));
+    // While it commits: the mirror loads (with the write in it) and is kept; an LRU miss is kept too.
+    expect((await all(engine, 'small')).map((v) => v.id)).toEqual([1, 2]);
+    expect(engine.stats.mirrorLoads).toBe(1);
+    expect(await get(engine, 'big', ['r', 3])).toBe(undefined);
+    const reads = probe.reads;
+    expect((await all(engine, 'small')).map((v) => v.id)).toEqual([1, 2]);
+    expect(await get(engine, 'big', ['r', 3])).toBe(undefined);
+    expect(probe.reads).toBe(reads);
+    expect(durable).toBe(false);
+    ack.open();
+    await w;
+    probe.ackGate = undefined;
+
+    // A write issued after a read began, before its answer: that answer is not kept.
+    const fresh = new CachingEngine(probe, OPTS);
+    const seen = await fresh.read(async (tx) => {
+      await tx.query('plain'); // opens the inner transaction
+      void fresh.write(put('small', { id: 3 }));
+      return tx.query<{ id: number }>('small');
+    });
+    expect(seen.map((v) => v.id)).toEqual([1, 2, 3]); // (this engine applies at once)
+    expect(fresh.stats.mirrorLoads).toBe(0);
+  });
+
   it('a write that lands after a read transaction began keeps that read from filling caches', async () => {
     const { probe, engine } = setup();
     await engine.write([...put('small', { id: 1 }), ...put('big', { room: 'r', n: 1, v: 'old' })]);

@@ -129,6 +129,8 @@ function txDone(tx: IDBTransaction): Promise<void> {
 }
 
 class IdbEngine implements StorageEngine {
+  /** IndexedDB 3.0, "transaction scheduling": a read-only transaction runs after earlier overlapping read/write ones. */
+  readonly readsSeeIssuedWrites = true;
   private closedReason: string | undefined;
   private readonly db: DB;
   /** Every object store: the scope of read transactions (fixed for the life of a connection). */

@@ -47,11 +47,15 @@
  * requests), never by awaiting anything foreign inside it.
  *
  * Coherence: a value read from the inner engine may enter a cache (a mirror or tail load, an LRU fill)
- * only if the inner transaction began with no write in flight and no write started or finished until
- * the value arrived (a write counter, `epoch`, and the number in flight). Then the value is exactly the
- * state after every completed write, and every later write is applied on top of it; the check and the
- * install happen in one synchronous step. Otherwise the value is just returned, not cached. (IndexedDB
- * never lets a write finish while an earlier read transaction is live, so this rarely refuses anything.)
+ * only if it is exactly the state the caches hold. Over an engine whose reads see the writes issued before
+ * them (`readsSeeIssuedWrites`: IndexedDB, MemoryEngine), that is when no write was issued, and none
+ * failed, between the inner transaction's start and the value's arrival: the value is then the state after
+ * every write issued so far, durable or not, as the caches are (a write that fails later drops the caches
+ * it touched, fills included). So stores first read while a write commits (the federation queue reads
+ * some while it signs the transaction a send woke) are cached too. Over any other engine, only if the
+ * transaction began with no write in flight and none started or finished until the value arrived (a
+ * write counter, `epoch`, and the number in flight). Either way the check and the install happen in one
+ * synchronous step; otherwise the value is just returned, not cached.
  *
  * Isolation: each call sees whole write batches. As with MemoryEngine (not raw IndexedDB), one `read(fn)`
  * is not a snapshot across calls: a batch that completes while `fn` runs may be seen by its later calls
@@ -138,6 +142,9 @@ interface InnerTx {
   clean: boolean;
   /** The write epoch when it began. */
   epoch: number;
+  /** How many writes had been issued, and had failed, when it began. */
+  issued: number;
+  failed: number;
 }
 interface LruEntry {
   key: Key;
@@ -202,6 +209,8 @@ export class CachingEngine implements StorageEngine {
   private readonly limits: Readonly<Record<string, number>>;
   /** Bumped when a write is handed to the inner engine and again when it settles. */
   private epoch = 0;
+  /** Writes handed to the inner engine so far. */
+  private issued = 0;
   private inflight = 0;
   /** Writes issued and not yet settled (each resolves, to whether it succeeded). */
   private readonly pending = new Set<Promise<boolean>>();
@@ -248,7 +257,13 @@ export class CachingEngine implements StorageEngine {
 
   /** May a value read in `it` enter a cache now? (See "Coherence" above.) */
   private canFill(it: InnerTx): boolean {
-    return it.clean && this.inflight === 0 && this.epoch === it.epoch && !this.closed;
+    if (this.closed) return false;
+    // An inner engine whose reads see the writes issued before them: the value read is the state after every
+    // write issued until the read began, which is what the caches hold, if none was issued since (and none
+    // failed: a failed write drops the caches it touched, and the read may or may not have seen it).
+    if (this.inner.readsSeeIssuedWrites) return this.issued === it.issued && this.failed === it.failed;
+    // Otherwise only a read that began with no write in flight, and saw none start or finish.
+    return it.clean && this.inflight === 0 && this.epoch === it.epoch;
   }
 
   async read<T>(fn: (tx: ReadTx) => Promise<T>): Promise<T> {
@@ -262,11 +277,13 @@ export class CachingEngine implements StorageEngine {
       if (!opened) {
         const clean = this.inflight === 0;
         const epoch = this.epoch;
+        const issued = this.issued;
+        const failed = this.failed;
         const hold = new Promise<void>((r) => (release = r));
         this.stats.innerReads++;
         opened = new Promise<InnerTx>((resolve, reject) => {
           this.inner.read(async (tx) => {
-            resolve({ tx, clean, epoch });
+            resolve({ tx, clean, epoch, issued, failed });
             await hold;
           }).catch(reject);
         });
@@ -361,8 +378,8 @@ export class CachingEngine implements StorageEngine {
   }
 
   /**
-   * Load a mirrored store through the calling read's inner transaction. Installs it only if no write
-   * overlapped (else this read is served by the inner engine, and a later read tries again).
+   * Load a mirrored store through the calling read's inner transaction. Installs it only if `canFill`
+   * (else this read is served by the inner engine, and a later read tries again).
    */
   private async loadMirror(store: string, innerTx: () => Promise<InnerTx>): Promise<void> {
     this.loading.add(store);
@@ -468,6 +485,7 @@ export class CachingEngine implements StorageEngine {
       // engine once it is durable, and nobody has to wait for it.
       this.inflight++;
       this.epoch++;
+      this.issued++;
       try {
         await this.inner.write(ops);
       } finally {
@@ -479,6 +497,7 @@ export class CachingEngine implements StorageEngine {
     }
     this.inflight++;
     this.epoch++;
+    this.issued++;
     // The inner engine issues its transaction now (IndexedDB: the requests and `commit()`, synchronously
     // inside its `write`): a read transaction opened from here on is ordered after it (IndexedDB 3.0,
     // "transaction scheduling": a read-only transaction waits for earlier overlapping read/write ones).

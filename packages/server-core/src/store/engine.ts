@@ -62,6 +62,13 @@ export interface StorageEngine {
   /** Apply all ops atomically (all or none), in order. Resolves once durable (IndexedDB: `complete`). */
   write(ops: WriteOp[], opts?: WriteOptions): Promise<void>;
   /**
+   * True when a read begun after `write` was called sees that write (unless it fails), even before it
+   * resolves: IndexedDB orders a read-only transaction after the read/write ones created before it that
+   * it overlaps ("transaction scheduling"); MemoryEngine applies a write at once. A cache over the engine
+   * may then keep what it reads while a write is in flight (CachingEngine).
+   */
+  readonly readsSeeIssuedWrites?: boolean;
+  /**
    * Engines that show a write to reads before it is durable (CachingEngine; see `WriteOptions.onVisible`):
    * resolves once every write issued so far has settled (become durable or failed).
    */

@@ -158,6 +158,7 @@ class DOMExceptionLike extends Error {
 }
 
 export class MemoryEngine implements StorageEngine {
+  readonly readsSeeIssuedWrites = true;
   private stores = new Map<string, MemoryObjectStore>();
   private closed = false;
   constructor(migrations: readonly Migration[]) {
