@@ -127,6 +127,19 @@ export function engineConformance(name: string, make: EngineFactory, t: Conforma
         });
       });
 
+      it('readsSeeIssuedWrites: a read begun once write() was called sees that write, before it resolves', async () => {
+        await withEngine(BASIC, async (e) => {
+          if (!e.readsSeeIssuedWrites) return; // (an engine that does not claim it)
+          await e.write(put('items', { id: 'a', tag: 'old' }));
+          let resolved = false;
+          const w = e.write(put('items', { id: 'a', tag: 'new' }, { id: 'b', tag: 'new' })).then(() => (resolved = true));
+          const seen = await e.read(async (tx) => [await tx.get<{ tag: string }>('items', 'a'), await tx.count('items')]);
+          expect(seen).toEqual([{ id: 'a', tag: 'new' }, 2]);
+          await w;
+          expect(resolved).toBe(true);
+        });
+      });
+
       it('a shared query (the caller only reads) returns the same values, in the same order, as a copying one', async () => {
         await withEngine(BASIC, async (e) => {
           await e.write(put('items', { id: 'a', tag: 't', n: { x: 1 } }, { id: 'b', tag: 's', n: { x: 2 } }, { id: 'c', tag: 't', n: { x: 3 } }));
