@@ -59,10 +59,19 @@ export function createEventIdFromRoomId(roomId: string): string {
 
 /** Adds `hashes.sha256` and the server's signature over the redacted event. */
 export async function hashAndSignEvent<E extends PDU>(event: E, rules: RoomVersionRules, serverName: string, key: SigningKey): Promise<E> {
-  const hashed = { ...event, hashes: { sha256: encodeBase64(contentHash(event)) } } as E;
+  const hashed = hashEvent(event);
+  return { ...hashed, signatures: await eventSignatures(hashed, rules, serverName, key) } as E;
+}
+
+/** The event with its content hash (`hashes.sha256`) added. Its id is known from here on: the reference hash leaves signatures out. */
+export function hashEvent<E extends PDU>(event: E): E {
+  return { ...event, hashes: { sha256: encodeBase64(contentHash(event)) } } as E;
+}
+
+/** The `signatures` of a hashed event once the server has signed it: its existing ones and the server's, over the redacted event. */
+export async function eventSignatures(hashed: PDU, rules: RoomVersionRules, serverName: string, key: SigningKey): Promise<NonNullable<PDU['signatures']>> {
   const redacted = redactEvent(hashed, rules) as unknown as JsonObject;
-  const signed = await signJson(redacted, serverName, key);
-  return { ...hashed, signatures: signed.signatures } as E;
+  return (await signJson(redacted, serverName, key)).signatures as NonNullable<PDU['signatures']>;
 }
 
 /**

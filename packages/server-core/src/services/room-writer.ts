@@ -6,7 +6,7 @@
  */
 import { forbidden, notFound } from '../api/errors.ts';
 import { authEventTypes, checkAuth } from '../kernel/auth/index.ts';
-import { computeEventId, hashAndSignEvent, roomIdFromCreateEventId } from '../kernel/events.ts';
+import { computeEventId, eventSignatures, hashEvent, roomIdFromCreateEventId } from '../kernel/events.ts';
 import { redactEvent } from '../kernel/redaction.ts';
 import { roomVersion, type RoomVersionRules } from '../kernel/room-versions.ts';
 import { stateKey as sk, type JsonObject, type PDU, type StateMap } from '../kernel/types.ts';
@@ -126,7 +126,11 @@ export class RoomWriter {
       if (create) authPdus.set(sk('m.room.create', ''), create);
     }
 
-    const signed = await hashAndSignEvent(pdu, rules, hs.serverName, hs.signingKey);
+    // The event is hashed now and signed beside the rest of this step (ed25519 runs off the main thread): its
+    // id, its auth check and what it changes need no signature; the signatures join it before it is returned.
+    const signed = hashEvent(pdu);
+    const signing = eventSignatures(signed, rules, hs.serverName, hs.signingKey);
+    signing.catch(() => {}); // (awaited below, unless the event is refused first)
     const eventId = computeEventId(signed, rules);
     if (isCreate) {
       const roomId = rules.auth.roomIdFromCreateEvent ? roomIdFromCreateEventId(eventId) : (signed.room_id as string);
@@ -181,6 +185,10 @@ export class RoomWriter {
     this.batch.put('events', stored);
     this.batch.put('rooms', room);
     this.appended.push(stored);
+    // (The batch holds `stored` itself until it commits: it is written with its signatures.)
+    const signatures = await signing;
+    stored.pdu = { ...stored.pdu, signatures };
+    this.cache.set(eventId, { ...withId, signatures });
     return stored;
   }
 
