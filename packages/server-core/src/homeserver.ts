@@ -100,6 +100,10 @@ export class Homeserver {
     return this.router.handle(request, remote);
   }
   private isStopped = false;
+  /** Whether `stop()` was called (background work then ends quietly). */
+  get stopped(): boolean {
+    return this.isStopped;
+  }
 
   /** Start background work that must resume after a restart (outbound federation queues, directory announcements). */
   async start(): Promise<void> {

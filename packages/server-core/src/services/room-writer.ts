@@ -154,7 +154,7 @@ export class RoomWriter {
     };
     if (draft.txn) {
       stored.txn = draft.txn;
-      this.batch.put('txns', { ...draft.txn, txnId: draft.txnKey ?? draft.txn.txnId, eventId });
+      this.batch.put('txns', { ...draft.txn, txnId: draft.txnKey ?? draft.txn.txnId, eventId, ts: hs.clock() });
     }
     Object.assign(stored, derivedEventFields({ type: draft.type, state_key: draft.stateKey, content: draft.content }));
 

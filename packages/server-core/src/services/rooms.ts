@@ -35,10 +35,39 @@ export interface CreateRoomRequest {
 }
 
 /** The state types copied into invites as stripped state (spec: client-server API, "Stripped state"). */
+/**
+ * How long a send's transaction id is remembered (a retry within it gets the first event's id back). The spec
+ * sets no lifetime ("Transaction identifiers"); Synapse keeps them a day. Forgetting them keeps the store, and
+ * the worker's in-memory copy of it, small: a device that sends thousands of messages would otherwise make
+ * every send look its transaction id up in IndexedDB.
+ */
+export const TXN_RETENTION_MS = 24 * 3600 * 1000;
+/** Sends between two sweeps of expired transaction ids (the first send of a run sweeps too). */
+const TXN_SWEEP_EVERY = 200;
+
 const STRIPPED_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
 
 export class RoomService {
+  private sendsUntilSweep = 0;
+  private sweeping?: Promise<void>;
   constructor(private readonly hs: Homeserver) {}
+
+  /** Forget transaction ids older than `TXN_RETENTION_MS` (after the send that triggered it was answered). */
+  sweepTxns(): Promise<void> {
+    this.sweeping ??= this.hs.writeLock
+      .run(async () => {
+        const old = await this.store.rooms.txnsBefore(this.hs.clock() - TXN_RETENTION_MS);
+        if (!old.length) return;
+        const b = this.store.batch();
+        for (const key of old) b.delete('txns', key);
+        await b.commit();
+      })
+      .catch((e) => {
+        if (!this.hs.stopped) this.hs.log(e);
+      })
+      .finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
 
   private get store() {
     return this.hs.store;
@@ -174,6 +203,10 @@ export class RoomService {
       if (type === 'm.room.redaction') await this.prepareRedaction(w, userId, draft);
       const e = await this.append(w, draft);
       await w.commit();
+      if (txnKey !== undefined && --this.sendsUntilSweep < 0) {
+        this.sendsUntilSweep = TXN_SWEEP_EVERY;
+        setTimeout(() => void this.sweepTxns(), 0);
+      }
       return e.eventId;
     });
   }

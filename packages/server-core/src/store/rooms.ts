@@ -1,6 +1,6 @@
 /** Rooms: events, the timeline, state (groups and current), memberships, receipts, aliases, send idempotency. */
 import { splitStateKey, stateKey, type StateMap } from '../kernel/types.ts';
-import type { ReadTx, StorageEngine } from './engine.ts';
+import type { Key, ReadTx, StorageEngine } from './engine.ts';
 import { prefixRange } from './engine.ts';
 import type { CurrentStateRecord, MembershipRecord, ReceiptRecord, RoomRecord, StateGroupRecord, StoredEvent } from './records.ts';
 
@@ -152,6 +152,11 @@ export class RoomsStore {
 
   txn(userId: string, deviceId: string, txnId: string): Promise<{ eventId: string } | undefined> {
     return this.engine.read((tx) => tx.get<{ eventId: string }>('txns', [userId, deviceId, txnId]));
+  }
+  /** The keys of the send-idempotency records made before `cutoff` (ms), or with no time (made before records had one). */
+  async txnsBefore(cutoff: number): Promise<Key[]> {
+    const rows = await this.engine.read((tx) => tx.query<{ userId: string; deviceId: string; txnId: string; ts?: number }>('txns', { shared: true }));
+    return rows.filter((r) => !(typeof r.ts === 'number' && r.ts >= cutoff)).map((r) => [r.userId, r.deviceId, r.txnId]);
   }
 
   receiptsSince(roomId: string, stream: number): Promise<ReceiptRecord[]> {
