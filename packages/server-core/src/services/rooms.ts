@@ -34,7 +34,6 @@ export interface CreateRoomRequest {
   power_level_content_override?: JsonObject;
 }
 
-/** The state types copied into invites as stripped state (spec: client-server API, "Stripped state"). */
 /**
  * How long a send's transaction id is remembered (a retry within it gets the first event's id back). The spec
  * sets no lifetime ("Transaction identifiers"); Synapse keeps them a day. Forgetting them keeps the store, and
@@ -45,6 +44,7 @@ export const TXN_RETENTION_MS = 24 * 3600 * 1000;
 /** Sends between two sweeps of expired transaction ids (the first send of a run sweeps too). */
 const TXN_SWEEP_EVERY = 200;
 
+/** The state types copied into invites as stripped state (spec: client-server API, "Stripped state"). */
 const STRIPPED_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
 
 export class RoomService {
