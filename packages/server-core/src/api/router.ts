@@ -112,8 +112,9 @@ export function createApiRouter(hs: Homeserver, endpoints: readonly Endpoint[], 
       start(c) {
         sent = body
           .then(async (b) => {
+            const bytes = utf8Encoder.encode(JSON.stringify(b ?? {})); // (while the write it read commits)
             if (!(await hs.store.durable(mark))) throw new MatrixError(503, 'M_UNKNOWN', 'A write failed while this request was answered');
-            if (!cancelled) c.enqueue(utf8Encoder.encode(JSON.stringify(b ?? {})));
+            if (!cancelled) c.enqueue(bytes);
             if (!cancelled) c.close();
           })
           .catch((e) => {
