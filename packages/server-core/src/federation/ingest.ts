@@ -140,7 +140,7 @@ export class Ingester {
       if (typeof roomId !== 'string') continue;
       const check = this.hs.store.rooms.room(roomId).then((room) => {
         const rules = room && roomVersion(room.version);
-        return rules ? verifyPdu(raw, rules, (id) => this.prefetch(id, roomId, rules, raw)) : undefined;
+        return rules ? this.verify(raw, rules) : undefined;
       });
       this.early.set(raw, check.catch(() => undefined));
     }
@@ -154,6 +154,11 @@ export class Ingester {
       const v = await early;
       if (v) return v;
     }
+    return this.verify(raw, rules);
+  }
+
+  /** Steps 1–3 for `raw` (`verifyPdu`), starting the lookup of its id (`prefetch`) as soon as the id is known. */
+  private verify(raw: unknown, rules: RoomVersionRules): Promise<VerifyResult> {
     const roomId = (raw as PDU | null)?.room_id;
     return verifyPdu(raw, rules, (id) => typeof roomId === 'string' && this.prefetch(id, roomId, rules, raw));
   }
