@@ -209,6 +209,22 @@ async function workerEcho(n: number): Promise<{ echoes: number[]; sends: number[
   return { echoes, sends };
 }
 
+/**
+ * The floor under the echo: round trips of a request the worker answers with a constant (`/versions`, no store),
+ * each after `idleMs` of nothing (the threads on the way fall asleep, as they do between a person's sends)
+ * or back to back (`idleMs` 0: they are awake). The difference is what waking them costs on this machine.
+ */
+async function noopRoundTrips(n: number, idleMs: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = -5; i < n; i++) {
+    if (idleMs > 0) await new Promise((r) => setTimeout(r, idleMs));
+    const t0 = performance.now();
+    await (await fetch('/_matrix/client/versions')).json();
+    if (i >= 0) out.push(performance.now() - t0);
+  }
+  return out;
+}
+
 /** Until the homeserver worker controls this page (registering it when this browser profile has none yet). */
 async function controlled(): Promise<void> {
   if (navigator.serviceWorker.controller) return;
@@ -237,8 +253,12 @@ if (params.get('run') === 'worker-echo') {
   void (async () => {
     try {
       await controlled();
-      const result = await workerEcho(Number(params.get('n') ?? 200));
-      console.log(`MATRIX_P2P_BENCH ${JSON.stringify(result)}`);
+      const n = Number(params.get('n') ?? 200);
+      const result = await workerEcho(n);
+      // (The same idle time as the echo's: its long-poll waits 15 ms before the send.)
+      const noopIdle = await noopRoundTrips(n, 15);
+      const noopBusy = await noopRoundTrips(n, 0);
+      console.log(`MATRIX_P2P_BENCH ${JSON.stringify({ ...result, noopIdle, noopBusy })}`);
     } catch (e) {
       console.log(`MATRIX_P2P_BENCH ${JSON.stringify({ error: String(e) })}`);
     }

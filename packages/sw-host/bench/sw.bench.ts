@@ -6,7 +6,8 @@
  *   - cold start: worker stopped via CDP → first `/_matrix/client/versions` answered (goal ≤ 30 ms), and the
  *     same for a request that needs the store (`/account/whoami`);
  *   - local echo: PUT send → the sender's pending long-poll `/sync` returns it (goal ≤ 5 ms p50), in a Chromium
- *     started with no automation attached (as people run it), then the same with Playwright attached;
+ *     started with no automation attached (as people run it), then the same with Playwright attached; beside it,
+ *     the floor under it: a no-op round trip through the worker after the same idle time, and back to back;
  *   - first incremental `/sync` after a restart with 10,000 stored events (goal ≤ 100 ms).
  *
  *   npm run bench -- sw-host           (BENCH_EVENTS=2000 for a quicker run)
@@ -45,7 +46,7 @@ function line(label: string, xs: number[], goal?: { p50?: number; max?: number }
 }
 
 /** `workerEcho` in a Chromium with no automation attached (the bench page registers the worker and runs). */
-async function detachedWorkerEcho(origin: string, n: number): Promise<{ echoes: number[]; sends: number[] }> {
+async function detachedWorkerEcho(origin: string, n: number): Promise<{ echoes: number[]; sends: number[]; noopIdle: number[]; noopBusy: number[] }> {
   const chromium = launchDetached(`${origin}/__e2e/bench.html?run=worker-echo&n=${n}`);
   try {
     return await chromium.report('MATRIX_P2P_BENCH', 120_000);
@@ -121,6 +122,10 @@ try {
   const detached = await detachedWorkerEcho(server.url, 200);
   line('local echo: send → sender long-poll /sync returns it', detached.echoes, { p50: 5 });
   line('  PUT send round trip', detached.sends);
+  // What the browser and this machine cost before the homeserver does anything: the echo is one trip to the worker
+  // and one back, with the work and the IndexedDB commit in between.
+  line('  no-op round trip through the worker (/versions), 15 ms idle before', detached.noopIdle);
+  line('  the same, back to back (threads awake)', detached.noopBusy);
   const direct = await context.newPage();
   await direct.goto(`${server.url}/__e2e/bench.html`);
   await direct.waitForFunction(() => typeof window.benchCoreEcho === 'function' && !!navigator.serviceWorker.controller);
