@@ -176,6 +176,9 @@ async function fedEcho(n: number): Promise<{ echoes: number[] }> {
   return { echoes };
 }
 
+/** Idle time before each send (the long-poll is waiting in the worker, the threads on the way fall asleep). */
+const ECHO_IDLE_MS = 15;
+
 /**
  * Local echo through the homeserver worker, as a client sees it: with `fetch` from this page (which the worker
  * controls), a long-poll `/sync` is waiting when the page PUTs a message; the time is until that `/sync` has
@@ -192,7 +195,7 @@ async function workerEcho(n: number): Promise<{ echoes: number[]; sends: number[
   for (let i = -10; i < n; i++) {
     const txn = `echo-${Date.now()}-${i}`;
     const pending = json('GET', `/_matrix/client/v3/sync?since=${encodeURIComponent(since)}&timeout=30000`, token);
-    await new Promise((r) => setTimeout(r, 15)); // the long-poll is waiting in the worker
+    await new Promise((r) => setTimeout(r, ECHO_IDLE_MS));
     const t0 = performance.now();
     let echoedAt = 0;
     const got = pending.then((b) => ((echoedAt = performance.now()), b));
@@ -255,8 +258,7 @@ if (params.get('run') === 'worker-echo') {
       await controlled();
       const n = Number(params.get('n') ?? 200);
       const result = await workerEcho(n);
-      // (The same idle time as the echo's: its long-poll waits 15 ms before the send.)
-      const noopIdle = await noopRoundTrips(n, 15);
+      const noopIdle = await noopRoundTrips(n, ECHO_IDLE_MS);
       const noopBusy = await noopRoundTrips(n, 0);
       console.log(`MATRIX_P2P_BENCH ${JSON.stringify({ ...result, noopIdle, noopBusy })}`);
     } catch (e) {

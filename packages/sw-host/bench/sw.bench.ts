@@ -7,8 +7,8 @@
  *     same for a request that needs the store (`/account/whoami`);
  *   - local echo: PUT send → the sender's pending long-poll `/sync` returns it (goal ≤ 5 ms p50), in Chromiums
  *     started with no automation attached (as people run it; 3 in turn, 200 sends each, the p50 over all), then
- *     the same with Playwright attached; beside it,
- *     the floor under it: a no-op round trip through the worker after the same idle time, and back to back;
+ *     the same with Playwright attached; beside it, the floor under it: a no-op round trip through the worker
+ *     after the same idle time, and back to back;
  *   - first incremental `/sync` after a restart with 10,000 stored events (goal ≤ 100 ms).
  *
  *   npm run bench -- sw-host           (BENCH_EVENTS=2000 for a quicker run; BENCH_ECHO_RUNS browsers for the echo, 3)
@@ -33,7 +33,7 @@ if (process.env.MATRIX_P2P_NETNS !== '1') {
 const BUDGET = 200 * 1024;
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 /** Browsers the local echo is measured in, one after the other (BENCH_ECHO_RUNS). */
-const ECHO_RUNS = Math.max(1, Number(process.env.BENCH_ECHO_RUNS ?? 3));
+const ECHO_RUNS = Math.max(1, Math.floor(Number(process.env.BENCH_ECHO_RUNS)) || 3);
 
 function stats(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
@@ -132,7 +132,7 @@ try {
     noopIdle: runs.flatMap((r) => r.noopIdle),
     noopBusy: runs.flatMap((r) => r.noopBusy),
   };
-  line(`local echo: send → sender long-poll /sync returns it (${ECHO_RUNS} browsers)`, detached.echoes, { p50: 5 });
+  line(`local echo: send → sender long-poll /sync returns it (${ECHO_RUNS} browser${ECHO_RUNS > 1 ? 's' : ''})`, detached.echoes, { p50: 5 });
   console.log(`${'  each browser: echo p50'.padEnd(58)} ${runs.map((r) => ms(stats(r.echoes).p50)).join(', ')}`);
   line('  PUT send round trip', detached.sends);
   // What the browser and this machine cost before the homeserver does anything: the echo is one trip to the worker
